@@ -1,0 +1,37 @@
+// Package depstmp pins dependencies while the code that uses them is written.
+// TODO: delete before the final commit.
+package depstmp
+
+import (
+	_ "github.com/ThreeDotsLabs/watermill"
+	_ "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	_ "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	_ "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	_ "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	_ "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	_ "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	_ "github.com/ThreeDotsLabs/watermill/components/forwarder"
+	_ "github.com/ThreeDotsLabs/watermill/components/requestreply"
+	_ "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	_ "github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	_ "github.com/alecthomas/kong"
+	_ "github.com/alexedwards/argon2id"
+	_ "github.com/emersion/go-smtp"
+	_ "github.com/go-chi/chi/v5"
+	_ "github.com/go-chi/chi/v5/middleware"
+	_ "github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/nats-io/nats-server/v2/server"
+	_ "github.com/nats-io/nats.go"
+	_ "github.com/nats-io/nats.go/jetstream"
+	_ "github.com/pressly/goose/v3"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/client_golang/prometheus/testutil"
+	_ "github.com/redis/go-redis/v9"
+	_ "github.com/stretchr/testify/require"
+	_ "github.com/wneessen/go-mail"
+	_ "go.uber.org/goleak"
+	_ "golang.org/x/time/rate"
+)

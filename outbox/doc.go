@@ -1,0 +1,25 @@
+// Package outbox writes messages into a transactional outbox table inside the
+// caller's pgx transaction.
+//
+// Publishing to a broker right after COMMIT loses the message when the process
+// dies between the two steps; publishing before COMMIT announces changes that
+// may still roll back. Writing the message into the same transaction as the
+// change it announces makes both atomic: the message exists if and only if
+// the change committed. A relay (package relay) then publishes committed rows
+// to a broker and removes them.
+//
+// Usage:
+//
+//	tx, err := pool.Begin(ctx)
+//	...
+//	_, err = tx.Exec(ctx, "INSERT INTO orders ...")
+//	err = outbox.Enqueue(ctx, tx, outbox.Message{
+//		Topic:   "order.placed",
+//		Key:     orderID,
+//		Payload: payload,
+//	})
+//	err = tx.Commit(ctx) // the message becomes visible to relays now
+//
+// The package knows nothing about what the messages say; it needs only the
+// outbox table created by this module's migrations.
+package outbox

@@ -1,0 +1,69 @@
+package outbox_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/outbox"
+)
+
+// exampleDSN is a migrated database shared by the examples.
+var exampleDSN string
+
+func TestMain(m *testing.M) {
+	dsn, drop, err := pgtest.Create(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exampleDSN = dsn
+	code := m.Run()
+	if err := drop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// Enqueue a message in the same transaction as the change it announces.
+func ExampleEnqueue() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	// ... the business change, e.g. INSERT INTO orders, goes here ...
+	err = outbox.Enqueue(ctx, tx, outbox.Message{
+		Topic:    "order.placed",
+		Key:      "order-42",
+		Payload:  []byte(`{"order_id":"order-42"}`),
+		Metadata: map[string]string{outbox.MetadataCorrelationID: "req-1"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	var topic, key string
+	err = pool.QueryRow(ctx, `SELECT topic, key FROM outbox WHERE key = 'order-42'`).Scan(&topic, &key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(topic, key)
+	// Output: order.placed order-42
+}
