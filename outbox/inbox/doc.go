@@ -1,0 +1,25 @@
+// Package inbox makes message handlers idempotent: each effect happens once
+// per message, however often the broker delivers it.
+//
+// Brokers deliver at least once: a handler that crashes before its
+// acknowledgement sees the message again. The inbox table remembers which
+// (handler, message id) pairs are done. When the handler's effect lives in
+// the same PostgreSQL database, Process writes the effect and the inbox row in
+// one transaction, so either both exist or neither does, and a redelivered
+// message is recognised and skipped:
+//
+//	done, err := inbox.Process(ctx, pool, "profile", msgID, func(ctx context.Context, tx pgx.Tx) error {
+//		_, err := tx.Exec(ctx, "INSERT INTO profiles ...")
+//		return err
+//	})
+//	// err != nil: nothing was written; let the broker redeliver.
+//	// done == false: a duplicate; acknowledge it.
+//
+// Effects outside the database (an email, a call to another service) cannot
+// share the transaction. Check Seen before the effect and Record after it:
+// a crash between the two repeats the effect, so make it recognisable on the
+// other side (for an email, a Message-ID derived from the message id).
+//
+// The package needs only the inbox table created by this module's
+// migrations, and knows nothing about what the messages say.
+package inbox

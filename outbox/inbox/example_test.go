@@ -1,0 +1,79 @@
+package inbox_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/outbox/inbox"
+)
+
+// Process a delivered message so that its effect happens once, however often
+// the broker delivers it.
+func ExampleProcess() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS greetings (message_id uuid, text text)`); err != nil {
+		log.Fatal(err)
+	}
+
+	messageID := uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b")
+	for delivery := 1; delivery <= 2; delivery++ { // the broker delivers twice
+		done, err := inbox.Process(ctx, pool, "greeter", messageID, func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO greetings VALUES ($1, 'hello')`, messageID)
+			return err
+		})
+		if err != nil {
+			log.Fatal(err) // nothing written: leave the message for redelivery
+		}
+		fmt.Printf("delivery %d: done=%t\n", delivery, done)
+	}
+
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM greetings`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("greetings:", n)
+	// Output:
+	// delivery 1: done=true
+	// delivery 2: done=false
+	// greetings: 1
+}
+
+// Guard an effect outside the database, such as an email: check before, record
+// after.
+func ExampleSeen() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	messageID := uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-000000000001")
+	for delivery := 1; delivery <= 2; delivery++ {
+		seen, err := inbox.Seen(ctx, pool, "mailer", messageID)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if seen {
+			fmt.Printf("delivery %d: already sent\n", delivery)
+			continue
+		}
+		fmt.Printf("delivery %d: sending\n", delivery) // a crash here repeats the send
+		if err := inbox.Record(ctx, pool, "mailer", messageID); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// delivery 1: sending
+	// delivery 2: already sent
+}

@@ -1,0 +1,156 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrNoHandler is returned for an empty handler name.
+var ErrNoHandler = errors.New("inbox: handler name is empty")
+
+// ErrNoMessageID is returned for the zero message id, which would make every
+// message without an id look like a duplicate of the first.
+var ErrNoMessageID = errors.New("inbox: message id is the zero UUID")
+
+// DB runs statements: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Beginner starts transactions: a *pgxpool.Pool or a *pgx.Conn.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// rollbackTimeout bounds a rollback that runs after the caller's context
+// ended, so a dead connection cannot hang the handler.
+const rollbackTimeout = 5 * time.Second
+
+// Process runs fn exactly once per (handler, messageID): it records the
+// message in the inbox and runs fn in one transaction, and commits both. If
+// handler already processed messageID, Process writes nothing, does not call
+// fn and returns done == false with a nil error: acknowledge the duplicate.
+//
+// If fn or the commit fails, the transaction rolls back, the message is not
+// recorded and the error is returned, so a redelivery runs fn again.
+// Concurrent deliveries of the same message are safe: the second waits for
+// the first transaction and then sees a duplicate (or, if the first rolled
+// back, runs fn itself).
+func Process(ctx context.Context, db Beginner, handler string, messageID uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) (done bool, err error) {
+	if err := validate(handler, messageID); err != nil {
+		return false, err
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("inbox %s: begin: %w", handler, err)
+	}
+	defer rollback(ctx, tx)
+	done, err = ProcessTx(ctx, tx, handler, messageID, fn)
+	if err != nil || !done {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("inbox %s: commit message %s: %w", handler, messageID, err)
+	}
+	return true, nil
+}
+
+// ProcessTx is Process inside the caller's transaction tx: it records
+// messageID for handler and calls fn with tx, unless the message is already
+// recorded (done == false, fn not called). The record and fn's work become
+// visible together when tx commits, and vanish together if it rolls back.
+// After an error the caller must roll tx back.
+func ProcessTx(ctx context.Context, tx pgx.Tx, handler string, messageID uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) (done bool, err error) {
+	if err := validate(handler, messageID); err != nil {
+		return false, err
+	}
+	first, err := insert(ctx, tx, handler, messageID)
+	if err != nil {
+		return false, err
+	}
+	if !first {
+		return false, nil
+	}
+	if err := fn(ctx, tx); err != nil {
+		return false, fmt.Errorf("inbox %s: message %s: %w", handler, messageID, err)
+	}
+	return true, nil
+}
+
+// Seen reports whether handler has recorded messageID, for effects that
+// cannot share a transaction with the inbox: check Seen before the effect,
+// call Record after it.
+func Seen(ctx context.Context, db DB, handler string, messageID uuid.UUID) (bool, error) {
+	if err := validate(handler, messageID); err != nil {
+		return false, err
+	}
+	var seen bool
+	err := db.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM inbox WHERE handler = $1 AND message_id = $2)`,
+		handler, messageID,
+	).Scan(&seen)
+	if err != nil {
+		return false, fmt.Errorf("inbox %s: look up message %s: %w", handler, messageID, err)
+	}
+	return seen, nil
+}
+
+// Record marks messageID as processed by handler. Recording a message twice
+// is not an error.
+func Record(ctx context.Context, db DB, handler string, messageID uuid.UUID) error {
+	if err := validate(handler, messageID); err != nil {
+		return err
+	}
+	_, err := insert(ctx, db, handler, messageID)
+	return err
+}
+
+// Prune deletes the inbox rows recorded before cutoff and returns how many
+// it deleted. A message redelivered after its row is pruned is processed
+// again, so keep rows longer than the broker may hold a message.
+func Prune(ctx context.Context, db DB, cutoff time.Time) (int64, error) {
+	tag, err := db.Exec(ctx, `DELETE FROM inbox WHERE processed_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("inbox: prune rows before %s: %w", cutoff.Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// insert records the message and reports whether this call did: false means
+// another transaction recorded it first. On a conflict with a transaction
+// still in flight, PostgreSQL waits for its outcome.
+func insert(ctx context.Context, db DB, handler string, messageID uuid.UUID) (bool, error) {
+	tag, err := db.Exec(ctx,
+		`INSERT INTO inbox (handler, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		handler, messageID,
+	)
+	if err != nil {
+		return false, fmt.Errorf("inbox %s: record message %s: %w", handler, messageID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func validate(handler string, messageID uuid.UUID) error {
+	if handler == "" {
+		return ErrNoHandler
+	}
+	if messageID == uuid.Nil {
+		return ErrNoMessageID
+	}
+	return nil
+}
+
+// rollback ends tx even when ctx is already cancelled; after a commit it is a
+// no-op.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}
