@@ -1,0 +1,259 @@
+package signup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// rollbackTimeout bounds a rollback that runs after the request's context
+// may already have ended.
+const rollbackTimeout = 5 * time.Second
+
+// Config configures a Handler.
+type Config struct {
+	// Argon2 are the password hashing parameters; zero fields take their
+	// defaults. Defaults to DefaultParams.
+	Argon2 Params
+	// HashConcurrency bounds the password hashes computed at once; requests
+	// beyond it queue. Defaults to runtime.GOMAXPROCS(0).
+	HashConcurrency int
+	// Logger receives the errors behind 5xx answers; never a password or a
+	// hash. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Created is incremented once per user created (not per replay).
+	// Defaults to none.
+	Created prometheus.Counter
+}
+
+// Handler serves POST /v1/signup and GET /v1/users/{id}.
+type Handler struct {
+	pool    *pgxpool.Pool
+	hasher  *Hasher
+	logger  *slog.Logger
+	created prometheus.Counter
+}
+
+// NewHandler returns the signup handlers over pool.
+func NewHandler(pool *pgxpool.Pool, cfg Config) (*Handler, error) {
+	if pool == nil {
+		return nil, errors.New("signup: pool is nil")
+	}
+	hasher, err := NewHasher(cfg.Argon2, cfg.HashConcurrency)
+	if err != nil {
+		return nil, fmt.Errorf("signup: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Handler{pool: pool, hasher: hasher, logger: logger, created: cfg.Created}, nil
+}
+
+// Signup handles POST /v1/signup: it answers 201 with the new user and a
+// Location, or a problem. With an Idempotency-Key header, the first 201 is
+// stored with the user and replayed to every retry.
+//
+// Only a 201 is stored. Every other answer leaves nothing behind: a 4xx
+// from decoding or validation is found again by a retry without touching
+// the database, a 409 comes from a rolled-back transaction (and a retry gets
+// 409 again), and a 5xx is exactly what a retry should get a second chance
+// at.
+func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if !errors.As(err, &tooLarge) {
+			// The client stopped sending mid-body.
+			err = &DecodeError{msg: "the body could not be read"}
+		}
+		h.fail(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var reqHash []byte
+	if key != "" {
+		reqHash = requestHash(r.Method, r.URL.Path, body)
+		stored, err := lookupResponse(ctx, h.pool, key)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if stored != nil {
+			h.replay(w, r, stored, reqHash)
+			return
+		}
+	}
+	req, err := DecodeRequest(body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	in, err := req.Validate()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	passwordHash, err := h.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	trace := Trace{CorrelationID: middleware.GetReqID(ctx), Traceparent: traceparent(r)}
+	resp, replayed, err := h.create(ctx, in, passwordHash, trace, key, reqHash)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if replayed {
+		h.replay(w, r, resp, reqHash)
+		return
+	}
+	if h.created != nil {
+		h.created.Inc()
+	}
+	for k, v := range resp.headers {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body)
+}
+
+// create runs the signup transaction. With a key, it claims the key first;
+// when another request with the same key committed meanwhile, it returns
+// that request's stored response and replayed = true, and creates nothing.
+func (h *Handler) create(ctx context.Context, in Input, passwordHash string, trace Trace, key string, reqHash []byte) (resp *storedResponse, replayed bool, err error) {
+	tx, err := h.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("begin signup: %w", err)
+	}
+	defer rollback(ctx, tx)
+	if key != "" {
+		stored, err := claimKeyTx(ctx, tx, key, reqHash)
+		if err != nil || stored != nil {
+			return stored, stored != nil, err
+		}
+	}
+	user, err := CreateUserTx(ctx, tx, in, passwordHash, trace)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err = createdResponse(user)
+	if err != nil {
+		return nil, false, err
+	}
+	if key != "" {
+		resp.requestHash = reqHash
+		if err := saveResponseTx(ctx, tx, key, resp); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, false, fmt.Errorf("commit signup: %w", err)
+	}
+	return resp, false, nil
+}
+
+// replay answers with a stored response when the request is the one the key
+// was first used for, and 422 otherwise.
+func (h *Handler) replay(w http.ResponseWriter, r *http.Request, stored *storedResponse, reqHash []byte) {
+	if string(stored.requestHash) != string(reqHash) {
+		h.fail(w, r, errIdempotencyKeyReused)
+		return
+	}
+	stored.write(w)
+}
+
+// GetUser handles GET /v1/users/{id}.
+func (h *Handler) GetUser(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		h.fail(w, r, errMalformedID)
+		return
+	}
+	user, err := GetUser(r.Context(), h.pool, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	body, err := json.Marshal(user)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("encode user: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// createdResponse is the 201 answer to a signup of user.
+func createdResponse(user User) (*storedResponse, error) {
+	body, err := json.Marshal(user)
+	if err != nil {
+		return nil, fmt.Errorf("encode user: %w", err)
+	}
+	return &storedResponse{
+		status: http.StatusCreated,
+		body:   append(body, '\n'),
+		headers: map[string]string{
+			"Content-Type": "application/json",
+			"Location":     "/v1/users/" + user.ID.String(),
+		},
+	}, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when it has none.
+func idempotencyKey(r *http.Request) (string, error) {
+	values := r.Header.Values(IdempotencyKeyHeader)
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1 || !validIdempotencyKey(values[0]):
+		return "", errBadIdempotencyKey
+	}
+	return values[0], nil
+}
+
+// traceparent returns the request's W3C traceparent when it is well formed
+// (version-traceid-parentid-flags in lowercase hex), and "" otherwise, so
+// that nothing arbitrary travels into event metadata.
+func traceparent(r *http.Request) string {
+	tp := r.Header.Get("Traceparent")
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
+		return ""
+	}
+	for i := 0; i < len(tp); i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if c := tp[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return tp
+}
+
+// rollback ends tx if it is still open, even when ctx has been cancelled
+// (a cancelled context would skip the rollback and poison the connection).
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx) // ErrTxClosed after a commit: nothing to do
+}

@@ -1,0 +1,120 @@
+package signup
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// IdempotencyKeyHeader names the request header that makes a signup safe to
+// retry.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// MaxIdempotencyKeyLen bounds an Idempotency-Key (the idempotency_keys
+// table's CHECK agrees).
+const MaxIdempotencyKeyLen = 255
+
+// errIdempotencyKeyReused is a key sent again with a different request.
+var errIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
+
+// storedResponse is the first response to a request with an Idempotency-Key,
+// replayed byte for byte to its retries.
+type storedResponse struct {
+	requestHash []byte
+	status      int
+	body        []byte
+	headers     map[string]string
+}
+
+// write replays the response on w.
+func (s *storedResponse) write(w http.ResponseWriter) {
+	for k, v := range s.headers {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(s.status)
+	_, _ = w.Write(s.body)
+}
+
+// requestHash fingerprints what a key promises to stand for: the same
+// method, path and body, byte for byte.
+func requestHash(method, path string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// validIdempotencyKey reports whether key is 1–255 visible ASCII characters.
+func validIdempotencyKey(key string) bool {
+	if key == "" || len(key) > MaxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupResponse returns the committed response stored under key, or nil.
+// It lets a retry skip the password hash; claimKeyTx is what makes
+// concurrent requests safe.
+func lookupResponse(ctx context.Context, db querier, key string) (*storedResponse, error) {
+	s := &storedResponse{}
+	err := db.QueryRow(ctx,
+		`SELECT request_hash, status, response_body, headers FROM idempotency_keys WHERE key = $1`, key,
+	).Scan(&s.requestHash, &s.status, &s.body, &s.headers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return s, nil
+}
+
+// claimKeyTx inserts key's row in tx before any other work, so that of
+// several requests with one key only one proceeds: the others wait on the
+// primary key until the first transaction ends. If it committed, they get
+// its stored response (non-nil); if it rolled back, one of them claims the
+// key in turn.
+func claimKeyTx(ctx context.Context, tx pgx.Tx, key string, hash []byte) (*storedResponse, error) {
+	tag, err := tx.Exec(ctx,
+		`INSERT INTO idempotency_keys (key, request_hash, status, response_body) VALUES ($1, $2, 0, '')
+		 ON CONFLICT (key) DO NOTHING`, key, hash)
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil, nil
+	}
+	// Read committed: this new statement sees the row the winner committed.
+	stored, err := lookupResponse(ctx, tx, key)
+	if err != nil {
+		return nil, err
+	}
+	if stored == nil {
+		return nil, errors.New("claim idempotency key: conflicting row vanished")
+	}
+	return stored, nil
+}
+
+// saveResponseTx records the response to the request that claimed key in tx.
+func saveResponseTx(ctx context.Context, tx pgx.Tx, key string, resp *storedResponse) error {
+	_, err := tx.Exec(ctx,
+		`UPDATE idempotency_keys SET status = $2, response_body = $3, headers = $4 WHERE key = $1`,
+		key, resp.status, resp.body, resp.headers)
+	if err != nil {
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	return nil
+}
