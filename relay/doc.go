@@ -1,0 +1,62 @@
+// Package relay publishes the messages of a transactional outbox (package
+// outbox) through any Watermill publisher, in order, without losing one.
+//
+// # Why the transaction horizon
+//
+// Outbox ids come from a sequence, so they are handed out in insert order,
+// not commit order: a transaction can insert row 7, stay open, and commit
+// after row 8 was published. A relay that walks ids would then skip row 7
+// for good, or publish it after its successor. The relay therefore claims a
+// row only when its writing transaction's id (the xid8 column) is below the
+// xmin of the current snapshot: every transaction that started before it has
+// ended, so no row that precedes it can still appear. A long transaction
+// delays publishing (the outboxd_relay_horizon_age_seconds metric shows it);
+// it never reorders or loses a message.
+//
+// # Why one leader
+//
+// Order per key needs one publisher at a time, and every replica of a service
+// may run a relay. Replicas elect a leader with a PostgreSQL session advisory
+// lock held on a dedicated connection: the lock dies with the session, so
+// when the leader's process is killed or its connection drops, a standby,
+// retrying every second, takes over within seconds, while the old leader,
+// reading that connection all the time, stops publishing at once. Replicas
+// never coordinate otherwise, so at worst a takeover publishes a message
+// twice (with the same message id); it never skips one.
+//
+// # What a batch does
+//
+// The leader claims up to BatchSize eligible rows in id order, publishes them
+// in Concurrency lanes split by key (one key stays in one lane, in order;
+// different keys overlap their broker round trips), then deletes the
+// published rows in one statement (or marks them, with a Retention). A key
+// stops at its first failure in a batch so that its later messages cannot
+// overtake it. A transient failure (broker down) stops the batch and retries
+// it with capped exponential backoff and jitter, counting nothing against
+// the messages; a permanent one (IsPermanent: the broker rejects this
+// message for good) is counted, retried with backoff while the rest flows
+// on, and after MaxAttempts moved to outbox_dead_letters, from where Replay
+// puts it back. A notification (LISTEN on outbox.NotifyChannel) wakes the
+// leader as soon as messages commit; a poll covers missed notifications.
+//
+// # Usage
+//
+//	pub := ... // any watermill message.Publisher: NATS, AMQP, Kafka, SQL, ...
+//	r, err := relay.New(pool, pub, relay.Config{
+//		Logger:     logger,
+//		Registerer: prometheus.DefaultRegisterer,
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	// readiness probe: r.Ready(ctx)
+//	return r.Run(ctx) // until ctx ends
+//
+// Messages arrive with the outbox message id as Watermill UUID and in the
+// metadata (outbox.MetadataMessageID), with the key (outbox.MetadataKey) and
+// enqueue time (outbox.MetadataEnqueuedAt) added to the metadata written
+// with them. Delivery is at least once: consumers deduplicate by message id.
+//
+// The relay needs the outbox, outbox_dead_letters and relay_leader tables of
+// this module's migrations.
+package relay

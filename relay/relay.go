@@ -1,0 +1,114 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrRunning is returned by Run when the Relay is already running.
+var ErrRunning = errors.New("relay: already running")
+
+// Relay publishes committed outbox rows through a Watermill publisher. Create
+// it with New and start it with Run; it is safe for concurrent use.
+type Relay struct {
+	pool    *pgxpool.Pool
+	pub     message.Publisher
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	// wake carries a pending "rows may have committed" signal to the pump.
+	wake chan struct{}
+
+	running atomic.Bool
+	leader  atomic.Bool
+	// progress is the time (Unix ns) the leader last published a message,
+	// found nothing to publish, or took the lead; Ready measures stalls
+	// from it.
+	progress atomic.Int64
+}
+
+// New returns a Relay that claims rows from the outbox table of pool and
+// publishes them through pub. The pool serves the claims and the bookkeeping;
+// the leader lock and LISTEN use connections of their own, opened with the
+// pool's connection settings. New registers the metrics with
+// cfg.Registerer, if any, and fails when cfg is invalid.
+func New(pool *pgxpool.Pool, pub message.Publisher, cfg Config) (*Relay, error) {
+	if pool == nil {
+		return nil, errors.New("relay: nil pool")
+	}
+	if pub == nil {
+		return nil, errors.New("relay: nil publisher")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{
+		pool:    pool,
+		pub:     pub,
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "relay", "replica", cfg.Name),
+		metrics: m,
+		wake:    make(chan struct{}, 1),
+	}, nil
+}
+
+// Run relays until ctx ends, then returns nil. It campaigns for the leader
+// lock; while it holds it, it publishes, and while another replica does, it
+// stands by and takes over when that one dies or loses its connection.
+// Database and broker errors are logged and retried with backoff, never
+// returned. On cancellation the batch in hand stops: what was published is
+// recorded, the rest stays in the outbox to be published again, so no row is
+// ever marked without being published.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.collectStats(ctx) })
+	r.campaign(ctx)
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// IsLeader reports whether this replica currently holds the leader lock and
+// publishes.
+func (r *Relay) IsLeader() bool { return r.leader.Load() }
+
+// signal wakes the pump without blocking: one pending signal is enough.
+func (r *Relay) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// connect opens a connection of its own, outside the pool, with the pool's
+// settings. Its application_name tells operators what it is for.
+func (r *Relay) connect(ctx context.Context, purpose string) (*pgx.Conn, error) {
+	cfg := r.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = "outboxd relay " + purpose
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for %s: %w", purpose, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,54 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// statsSQL measures what the hot path does not: the backlog, its oldest row,
+// and the oldest open transaction with an xid (it holds back publishing of
+// rows committed after it started) or a snapshot (it holds back the vacuum
+// of deleted rows). The horizon is cluster-wide, so every database counts.
+const statsSQL = `
+SELECT
+	(SELECT count(*) FROM outbox WHERE published_at IS NULL),
+	coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)::float8,
+	coalesce((
+		SELECT extract(epoch FROM now() - min(xact_start))
+		FROM pg_stat_activity
+		WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
+	), 0)::float8`
+
+// collectStats sets the SQL-measured gauges every MetricsInterval until ctx
+// ends. Every replica collects, so any replica's /metrics shows the backlog.
+func (r *Relay) collectStats(ctx context.Context) {
+	t := time.NewTicker(r.cfg.MetricsInterval)
+	defer t.Stop()
+	for {
+		if err := r.measure(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("relay: measure backlog", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Relay) measure(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.MetricsInterval)
+	defer cancel()
+	var (
+		backlog         int64
+		oldest, horizon float64
+	)
+	if err := r.pool.QueryRow(ctx, statsSQL).Scan(&backlog, &oldest, &horizon); err != nil {
+		return fmt.Errorf("measure backlog: %w", err)
+	}
+	r.metrics.backlog.Set(float64(backlog))
+	r.metrics.oldestPendingAge.Set(max(oldest, 0))
+	r.metrics.horizonAge.Set(max(horizon, 0))
+	return nil
+}
