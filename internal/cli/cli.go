@@ -36,6 +36,7 @@ type root struct {
 	Globals
 
 	Migrate MigrateCmd `cmd:"" help:"Apply or roll back database migrations."`
+	API     APICmd     `cmd:"" name:"api" help:"Serve the signup HTTP API."`
 }
 
 // Main runs outboxd with args and returns the process exit code: 0 on

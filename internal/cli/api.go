@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/outboxd/outboxd/internal/api"
+	"github.com/outboxd/outboxd/internal/signup"
+)
+
+// APICmd serves the signup HTTP API.
+type APICmd struct {
+	HTTPAddr string `name:"http-addr" env:"HTTP_ADDR" default:":8080" help:"API listen address."`
+	APIFlags
+}
+
+// APIFlags are the API settings shared by api and dev.
+type APIFlags struct {
+	SignupRateLimit   int           `name:"signup-rate-limit" env:"SIGNUP_RATE_LIMIT" default:"10" help:"Signups per minute per client address; 0 turns the limit off."`
+	RequestTimeout    time.Duration `name:"request-timeout" env:"REQUEST_TIMEOUT" default:"10s" help:"Time limit for one request."`
+	Argon2MemoryKiB   uint32        `name:"argon2-memory-kib" env:"ARGON2_MEMORY_KIB" default:"19456" help:"argon2id memory cost in KiB."`
+	Argon2Iterations  uint32        `name:"argon2-iterations" env:"ARGON2_ITERATIONS" default:"2" help:"argon2id iterations."`
+	Argon2Parallelism uint8         `name:"argon2-parallelism" env:"ARGON2_PARALLELISM" default:"1" help:"argon2id parallelism."`
+}
+
+func (f APIFlags) config(g *Globals, addr string) api.Config {
+	return api.Config{
+		Addr:            addr,
+		SignupRateLimit: new(f.SignupRateLimit),
+		RequestTimeout:  f.RequestTimeout,
+		Argon2: signup.Params{
+			MemoryKiB:   f.Argon2MemoryKiB,
+			Iterations:  f.Argon2Iterations,
+			Parallelism: f.Argon2Parallelism,
+		},
+		Logger: g.Logger(),
+	}
+}
+
+// Run serves the API until ctx ends (SIGTERM, Ctrl-C), then drains in-flight
+// requests.
+func (c *APICmd) Run(ctx context.Context, g *Globals) error {
+	pool, err := g.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	srv, err := api.New(pool, c.config(g, c.HTTPAddr))
+	if err != nil {
+		return err
+	}
+	return srv.ListenAndServe(ctx)
+}
