@@ -1,0 +1,68 @@
+// Package broker builds the Watermill publisher the relay publishes with and
+// the subscribers the worker consumes with, for the broker named by BROKER
+// and BROKER_URL: NATS JetStream (the default), RabbitMQ, Redis Streams,
+// Kafka or PostgreSQL.
+//
+// Whatever the broker, a message arrives with its Watermill UUID, its payload
+// byte for byte and all its metadata (message_id, key, enqueued_at,
+// correlation_id, traceparent, ...); publishing is confirmed by the broker
+// before Publish returns; every consumer group receives every message of a
+// topic, the members of a group share them, and a group keeps its place
+// across restarts (at-least-once: ack to move on, nack to get it again).
+//
+// Usage:
+//
+//	cfg := broker.Config{Kind: kind, URL: os.Getenv("BROKER_URL"), Logger: logger}
+//	pub, err := broker.NewPublisher(ctx, cfg)             // relay
+//	sub, err := broker.NewSubscriber(ctx, cfg, "email")   // worker, one per handler
+//	defer pub.Close()
+//
+// # Topics on each broker
+//
+// A topic is dot-separated words (user.created); each broker gets it in its
+// natural form:
+//
+//   - NATS JetStream: the subject is the topic. Each topic has its own file
+//     stream, created if missing and named after the topic with dots turned
+//     to underscores (stream user_created holds subject user.created), kept
+//     7 days. Every message carries Nats-Msg-Id = its UUID, so JetStream's
+//     2-minute duplicate window drops a relay's re-send after a crash. A
+//     group is a durable push consumer named after the group with a queue
+//     group of the same name, acked explicitly; a nack redelivers at once,
+//     a message unanswered for Config.AckTimeout is redelivered.
+//   - RabbitMQ: a durable fanout exchange named after the topic, and per
+//     group a durable queue topic_group (user.created_email) bound to it;
+//     persistent messages, publisher confirms. A nack requeues. A group's
+//     queue exists from its first Subscribe on: messages published before
+//     it are not in it.
+//   - Redis Streams: the stream key is the topic, the consumer group is the
+//     group (created at the stream's start), each subscriber a new consumer
+//     in it. Messages a departed consumer left unacked are claimed by the
+//     others after Config.AckTimeout. Streams are not trimmed.
+//   - Kafka: the Kafka topic is the topic, the record key is the metadata
+//     key, so one key's records share a partition, and the consumer group is
+//     the group (starting at the oldest offset). The producer is idempotent
+//     and waits for all in-sync replicas.
+//   - PostgreSQL (watermill-sql): table watermill_<topic> holds the messages
+//     (payload as BYTEA) and watermill_offsets_<topic> each group's position;
+//     both are created on first use. Publish is a plain INSERT on its own
+//     pool, committed before it returns: it needs no transaction of the
+//     caller. Topics are limited to 45 bytes (table name length). Rows are
+//     never deleted.
+//
+// # Order
+//
+// A group with one member receives each key's messages in publish order on
+// every broker, as long as none is nacked or times out: a redelivered
+// message comes after later ones on NATS, and after a departed member's
+// messages are claimed or requeued on Redis and RabbitMQ. With several
+// members only Kafka (one partition per key) and PostgreSQL (a group reads
+// under a row lock, one member at a time) keep each key's order.
+//
+// # Failures
+//
+// IsPermanent tells a message the broker will never take (too large,
+// invalid) from a failure worth retrying (broker down, timeout). Brokers
+// that go away are reconnected to in the background; Publish fails in the
+// meantime and succeeds again once they are back.
+package broker

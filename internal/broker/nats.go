@@ -1,0 +1,252 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/nats-io/nats.go"
+)
+
+// Why watermill-nats' pkg/nats (with JetStream on) rather than its
+// pkg/jetstream: pkg/jetstream calls itself beta, publishes to the subject
+// named by the stream's name (which may not contain the topic's dots), has
+// no message-id dedup and its grouped consumer puts streams in work-queue
+// retention, where two groups cannot both read a topic. pkg/nats sets
+// Nats-Msg-Id from the Watermill UUID (TrackMsgId) and subscribes durable
+// queue groups. Two of its defaults lose messages, so both are overridden
+// here: a JetStream consumer that the library creates is deleted on
+// Unsubscribe (nats.go js.go, "the library created the JS consumer, it will
+// delete it"), and without nats.ManualAck nats.go acks every message when
+// the callback returns, including those Watermill gave up on while closing
+// (nats.go js.go, "Auto acknowledge unless manual ack is set"). So streams
+// and durable consumers are provisioned here, and the subscriber only binds
+// to them.
+const (
+	// natsStreamMaxAge bounds a stream like Kafka's default retention does: a
+	// group more than a week behind loses the oldest messages.
+	natsStreamMaxAge = 7 * 24 * time.Hour
+	// natsDuplicateWindow is how long JetStream remembers a Nats-Msg-Id, so a
+	// relay that re-sends a batch after a crash or a takeover within it
+	// stores nothing twice.
+	natsDuplicateWindow = 2 * time.Minute
+	// natsMaxAckPending caps the messages a group holds unacked. Watermill
+	// handles one message at a time per subscription and AckWait runs from
+	// delivery, so a long queue of delivered messages would expire before
+	// its turn and come again.
+	natsMaxAckPending = 8
+	// natsDeliverPrefix starts the subjects durable push consumers deliver
+	// to; topics cannot start with '_', so no stream captures them.
+	natsDeliverPrefix = "_outboxd.deliver."
+)
+
+func connectNATS(ctx context.Context, cfg Config, role string) (*nats.Conn, error) {
+	log := cfg.Logger.With("component", "broker", "broker", string(KindNATS), "role", role)
+	opts := []nats.Option{
+		nats.Name("outboxd " + role),
+		// A relay or worker outlives broker restarts: never give up.
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("reconnected to NATS") }),
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(deadline)))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+func newNATSPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
+	nc, err := connectNATS(ctx, cfg, "publisher")
+	if err != nil {
+		return nil, err
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	wm, err := wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
+		Marshaler:         &wmnats.NATSMarshaler{},
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
+		JetStream: wmnats.JetStreamConfig{
+			// Streams are provisioned by ensureStream: the library's own
+			// provisioning names the stream after the topic, dots and all,
+			// and asks the server on every Publish.
+			AutoProvision: false,
+			TrackMsgId:    true,
+			// PublishOptions stays nil: the library appends MsgId to it per
+			// message, which would race on a slice with spare capacity.
+		},
+	}, logger)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("watermill publisher: %w", err)
+	}
+	streams := &natsStreams{js: js}
+	return &publisher{
+		transport: &natsPublisher{Publisher: wm, streams: streams},
+		prepare:   streams.ensureOnce,
+	}, nil
+}
+
+// natsPublisher forgets a topic's stream when JetStream stops answering for
+// it, so that a stream deleted by an operator is created again rather than
+// failing every publish.
+type natsPublisher struct {
+	*wmnats.Publisher
+	streams *natsStreams
+}
+
+func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.Publisher.Publish(topic, msgs...)
+	if errors.Is(err, nats.ErrNoStreamResponse) {
+		p.streams.forget(topic)
+	}
+	return err
+}
+
+// natsStreams provisions one stream per topic and remembers which exist.
+type natsStreams struct {
+	js    nats.JetStreamContext
+	ready sync.Map // topic → struct{}
+}
+
+func (s *natsStreams) ensureOnce(topic string) error {
+	if _, ok := s.ready.Load(topic); ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.ensure(ctx, topic); err != nil {
+		return err
+	}
+	s.ready.Store(topic, struct{}{})
+	return nil
+}
+
+func (s *natsStreams) forget(topic string) { s.ready.Delete(topic) }
+
+// ensure creates topic's stream unless it exists, and checks that an
+// existing one really carries topic.
+func (s *natsStreams) ensure(ctx context.Context, topic string) error {
+	name := natsStreamName(topic)
+	info, err := s.js.StreamInfo(name, nats.Context(ctx))
+	if errors.Is(err, nats.ErrStreamNotFound) {
+		_, err = s.js.AddStream(&nats.StreamConfig{
+			Name:       name,
+			Subjects:   []string{topic},
+			Storage:    nats.FileStorage,
+			Retention:  nats.LimitsPolicy,
+			MaxAge:     natsStreamMaxAge,
+			Duplicates: natsDuplicateWindow,
+		}, nats.Context(ctx))
+		if err == nil {
+			return nil
+		}
+		// Another process may have created it meanwhile: look again.
+		info, err = s.js.StreamInfo(name, nats.Context(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	if !slices.Contains(info.Config.Subjects, topic) {
+		return fmt.Errorf("stream %s carries subjects %v, not %s: another topic maps to the same stream name", name, info.Config.Subjects, topic)
+	}
+	return nil
+}
+
+func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
+	nc, err := connectNATS(ctx, cfg, "subscriber "+group)
+	if err != nil {
+		return nil, err
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	wm, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:       &wmnats.NATSMarshaler{},
+		SubscribersCount:  1,
+		AckWaitTimeout:    cfg.AckTimeout,
+		CloseTimeout:      10 * time.Second,
+		SubscribeTimeout:  10 * time.Second,
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
+		// The queue group and the durable consumer are both named after the
+		// group: the consumer was created with that deliver group.
+		QueueGroupPrefix: group,
+		JetStream: wmnats.JetStreamConfig{
+			AutoProvision: false,
+			// Clipped: the library appends Durable to this slice per
+			// Subscribe.
+			SubscribeOptions:  slices.Clip([]nats.SubOpt{nats.ManualAck()}),
+			DurableCalculator: func(string, string) string { return group },
+		},
+	}, logger)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("watermill subscriber: %w", err)
+	}
+	streams := &natsStreams{js: js}
+	return &subscriber{
+		transport: wm,
+		prepare: func(ctx context.Context, topic string) error {
+			if err := streams.ensure(ctx, topic); err != nil {
+				return err
+			}
+			return ensureNATSConsumer(ctx, js, topic, group, cfg.AckTimeout, cfg.Logger)
+		},
+	}, nil
+}
+
+// ensureNATSConsumer creates the group's durable push consumer on topic's
+// stream, or brings an existing one's ack settings in line with ours.
+func ensureNATSConsumer(ctx context.Context, js nats.JetStreamContext, topic, group string, ackWait time.Duration, log *slog.Logger) error {
+	stream := natsStreamName(topic)
+	want := &nats.ConsumerConfig{
+		Durable:        group,
+		Description:    "outboxd consumer group " + group,
+		DeliverSubject: natsDeliverPrefix + stream + "." + group,
+		DeliverGroup:   group,
+		DeliverPolicy:  nats.DeliverAllPolicy,
+		AckPolicy:      nats.AckExplicitPolicy,
+		AckWait:        ackWait,
+		MaxAckPending:  natsMaxAckPending,
+	}
+	info, err := js.ConsumerInfo(stream, group, nats.Context(ctx))
+	if errors.Is(err, nats.ErrConsumerNotFound) {
+		if _, err = js.AddConsumer(stream, want, nats.Context(ctx)); err == nil {
+			return nil
+		}
+		info, err = js.ConsumerInfo(stream, group, nats.Context(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %s on stream %s: %w", group, stream, err)
+	}
+	if info.Config.AckWait == want.AckWait && info.Config.MaxAckPending == want.MaxAckPending {
+		return nil
+	}
+	update := info.Config
+	update.AckWait, update.MaxAckPending = want.AckWait, want.MaxAckPending
+	if _, err := js.UpdateConsumer(stream, &update, nats.Context(ctx)); err != nil {
+		return fmt.Errorf("update consumer %s on stream %s: %w", group, stream, err)
+	}
+	log.Info("updated consumer ack settings", "component", "broker", "stream", stream, "group", group, "ack_wait", ackWait)
+	return nil
+}
