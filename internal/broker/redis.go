@@ -55,10 +55,10 @@ func newRedisSubscriber(ctx context.Context, cfg Config, group string, logger wa
 		ConsumerGroup: group,
 		// Each subscriber is a new consumer of the group: what a departed
 		// one left pending is claimed by the others after MaxIdleTime.
-		Consumer:       group + "-" + watermill.NewShortUUID(),
-		MaxIdleTime:    cfg.AckTimeout,
-		ClaimInterval:  max(min(cfg.AckTimeout/2, redisClaimIntervalMax), 100*time.Millisecond),
-		OldestId:       "0",
+		Consumer:        group + "-" + watermill.NewShortUUID(),
+		MaxIdleTime:     cfg.AckTimeout,
+		ClaimInterval:   max(min(cfg.AckTimeout/2, redisClaimIntervalMax), 100*time.Millisecond),
+		OldestId:        "0",
 		NackResendSleep: redisstream.NoSleep,
 		// Otherwise the first XREADGROUP blocks forever on an empty stream
 		// and Close leaves it behind.
