@@ -38,6 +38,7 @@ type root struct {
 	Migrate MigrateCmd `cmd:"" help:"Apply or roll back database migrations."`
 	API     APICmd     `cmd:"" name:"api" help:"Serve the signup HTTP API."`
 	Relay   RelayCmd   `cmd:"" help:"Publish committed outbox rows to the broker (run beside each API replica)."`
+	Status  StatusCmd  `cmd:"" help:"Show the outbox backlog, dead letters and the active relay."`
 }
 
 // Main runs outboxd with args and returns the process exit code: 0 on
