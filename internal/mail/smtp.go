@@ -1,0 +1,247 @@
+package mail
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// TLSMode says how the SMTP mailer protects the connection.
+type TLSMode string
+
+// The TLS modes of SMTPConfig.TLS, named as in the SMTP_TLS variable.
+const (
+	// TLSOpportunistic upgrades with STARTTLS when the server offers it and
+	// sends in clear text otherwise.
+	TLSOpportunistic TLSMode = "opportunistic"
+	// TLSStartTLS requires STARTTLS: a server that does not offer it fails
+	// the send.
+	TLSStartTLS TLSMode = "starttls"
+	// TLSImplicit speaks TLS from the first byte (SMTPS, usually port 465).
+	TLSImplicit TLSMode = "tls"
+	// TLSNone never encrypts.
+	TLSNone TLSMode = "none"
+)
+
+// ParseTLSMode parses an SMTP_TLS value; "" is TLSModeDefault.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch m := TLSMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "":
+		return TLSModeDefault, nil
+	case TLSOpportunistic, TLSStartTLS, TLSImplicit, TLSNone:
+		return m, nil
+	default:
+		return "", fmt.Errorf("SMTP TLS mode %q: want opportunistic, starttls, tls or none", s)
+	}
+}
+
+// Defaults of SMTPConfig.
+const (
+	// TLSModeDefault is the default SMTPConfig.TLS.
+	TLSModeDefault = TLSOpportunistic
+	// TimeoutDefault is the default SMTPConfig.Timeout.
+	TimeoutDefault = 15 * time.Second
+)
+
+// SMTPConfig configures the SMTP mailer. String and LogValue never show the
+// password.
+type SMTPConfig struct {
+	// Addr is the server's host:port (SMTP_ADDR). Defaults to nothing: it is
+	// required.
+	Addr string
+	// From is the sender address (MAIL_FROM), optionally with a display name
+	// ("outboxd <noreply@example.com>"). Defaults to nothing: it is required.
+	From string
+	// TLS is how the connection is protected (SMTP_TLS). Defaults to
+	// TLSModeDefault.
+	TLS TLSMode
+	// Username turns on SMTP authentication (SMTP_USERNAME), with the
+	// strongest mechanism both sides support; PLAIN and LOGIN only over TLS.
+	// Defaults to "" (no authentication).
+	Username string
+	// Password goes with Username (SMTP_PASSWORD). It is never logged and
+	// never part of an error. Defaults to "".
+	Password string
+	// Timeout bounds connecting and each SMTP command. Defaults to
+	// TimeoutDefault.
+	Timeout time.Duration
+	// TLSConfig verifies the server's certificate. Defaults to the system's
+	// roots and the host of Addr as server name.
+	TLSConfig *tls.Config
+	// Logger receives one line per sent mail. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every unset field at its default.
+func (c SMTPConfig) WithDefaults() SMTPConfig {
+	c.TLS = cmp.Or(c.TLS, TLSModeDefault)
+	c.Timeout = cmp.Or(c.Timeout, TimeoutDefault)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
+}
+
+// Validate reports every problem of c at once, naming the fields.
+func (c SMTPConfig) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("SMTP Addr (SMTP_ADDR) is required"))
+	} else if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("SMTP Addr (SMTP_ADDR) %q: want host:port", c.Addr))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		errs = append(errs, fmt.Errorf("SMTP Addr (SMTP_ADDR) %q: invalid port", c.Addr))
+	}
+	if c.From == "" {
+		errs = append(errs, errors.New("SMTP From (MAIL_FROM) is required"))
+	} else if err := gomail.NewMsg().From(c.From); err != nil {
+		errs = append(errs, fmt.Errorf("SMTP From (MAIL_FROM) %q: not an email address", c.From))
+	}
+	if _, err := ParseTLSMode(string(c.TLS)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Password != "" && c.Username == "" {
+		errs = append(errs, errors.New("SMTP Password (SMTP_PASSWORD) is set but Username (SMTP_USERNAME) is not"))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("SMTP Timeout %s: must not be negative", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// String describes c without its password.
+func (c SMTPConfig) String() string {
+	s := fmt.Sprintf("smtp://%s from=%q tls=%s", c.Addr, c.From, c.TLS)
+	if c.Username != "" {
+		s += fmt.Sprintf(" username=%q password=[redacted]", c.Username)
+	}
+	return s
+}
+
+// LogValue logs c without its password.
+func (c SMTPConfig) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("addr", c.Addr),
+		slog.String("from", c.From),
+		slog.String("tls", string(c.TLS)),
+	}
+	if c.Username != "" {
+		attrs = append(attrs, slog.String("username", c.Username), slog.Bool("password_set", c.Password != ""))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// SMTPMailer sends mails over SMTP, one connection per mail. It is safe for
+// concurrent use.
+type SMTPMailer struct {
+	cfg    SMTPConfig
+	client *gomail.Client
+	logger *slog.Logger
+}
+
+// NewSMTP returns a mailer for cfg. It checks the configuration but does not
+// connect: a server that is down fails each Send, not the start.
+func NewSMTP(cfg SMTPConfig) (*SMTPMailer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host, portStr, _ := net.SplitHostPort(cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+	opts := []gomail.Option{
+		gomail.WithPort(port),
+		gomail.WithTimeout(cfg.Timeout),
+	}
+	switch cfg.TLS {
+	case TLSOpportunistic:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+	case TLSStartTLS:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case TLSImplicit:
+		opts = append(opts, gomail.WithSSL(), gomail.WithTLSPolicy(gomail.NoTLS))
+	case TLSNone:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	}
+	if cfg.TLSConfig != nil {
+		opts = append(opts, gomail.WithTLSConfig(cfg.TLSConfig))
+	}
+	if cfg.Username != "" {
+		opts = append(opts,
+			gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(cfg.Username),
+			gomail.WithPassword(cfg.Password),
+		)
+	}
+	client, err := gomail.NewClient(host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP client for %s: %w", cfg.Addr, err)
+	}
+	return &SMTPMailer{cfg: cfg, client: client, logger: cfg.Logger}, nil
+}
+
+// Send delivers m. A permanent refusal by the server wraps ErrRejected.
+func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
+	msg, err := s.message(m)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+		return s.sendError(m, err)
+	}
+	s.logger.InfoContext(ctx, "mail sent",
+		"message_id", msg.GetMessageID(), "smtp_addr", s.cfg.Addr, "duration", time.Since(start))
+	return nil
+}
+
+func (s *SMTPMailer) message(m Mail) (*gomail.Msg, error) {
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	if err := msg.From(s.cfg.From); err != nil {
+		return nil, fmt.Errorf("mail from: %w", err)
+	}
+	if err := msg.To(m.To); err != nil {
+		// The address is the user's: say which mail, not whose.
+		return nil, fmt.Errorf("mail %s: invalid recipient: %w", m.MessageID, ErrRejected)
+	}
+	msg.Subject(oneLine(m.Subject))
+	if m.MessageID != "" {
+		msg.SetGenHeader(gomail.HeaderMessageID, m.MessageID)
+	}
+	msg.SetDate()
+	for k, v := range m.Headers {
+		msg.SetGenHeader(gomail.Header(k), oneLine(v))
+	}
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
+
+// sendError wraps err with the mail's id, marks permanent failures, and
+// makes sure the password never travels in it.
+func (s *SMTPMailer) sendError(m Mail, err error) error {
+	var sendErr *gomail.SendError
+	permanent := errors.As(err, &sendErr) && sendErr.ErrorCode() >= 500 && sendErr.ErrorCode() < 600
+	if s.cfg.Password != "" && strings.Contains(err.Error(), s.cfg.Password) {
+		// Unwrapping would expose the original text, so keep only a redacted copy.
+		err = errors.New(strings.ReplaceAll(err.Error(), s.cfg.Password, "[redacted]"))
+	}
+	if permanent {
+		return fmt.Errorf("send mail %s via %s: %w: %w", m.MessageID, s.cfg.Addr, ErrRejected, err)
+	}
+	return fmt.Errorf("send mail %s via %s: %w", m.MessageID, s.cfg.Addr, err)
+}
+
+// oneLine keeps header values on one line, so that no user-supplied text can
+// add header fields.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
+}
