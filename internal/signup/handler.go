@@ -67,10 +67,10 @@ func NewHandler(pool *pgxpool.Pool, cfg Config) (*Handler, error) {
 // stored with the user and replayed to every retry.
 //
 // Only a 201 is stored. Every other answer leaves nothing behind: a 4xx
-// from decoding or validation is found again by a retry without touching
-// the database, a 409 comes from a rolled-back transaction (and a retry gets
-// 409 again), and a 5xx is exactly what a retry should get a second chance
-// at.
+// from decoding or validation has no effect and a retry gets it again (or,
+// fixed, goes through with the same key), a 409 comes from a rolled-back
+// transaction (and a retry gets 409 again), and a 5xx is exactly what a
+// retry should get a second chance at.
 func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
