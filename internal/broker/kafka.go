@@ -8,12 +8,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-)
 
-// MetadataKey is the metadata field holding a message's ordering key (the
-// outbox row's key). On Kafka it becomes the record key, so that one key's
-// messages share a partition and keep their order.
-const MetadataKey = "key"
+	"github.com/outboxd/outboxd/outbox"
+)
 
 func kafkaBrokers(cfg Config) []string {
 	var brokers []string
@@ -26,9 +23,10 @@ func kafkaBrokers(cfg Config) []string {
 }
 
 // kafkaMarshaler is Watermill's default Kafka marshaler (UUID and metadata as
-// record headers) with the record key taken from metadata.
+// record headers) with the outbox key as the record key, so that one key's
+// messages share a partition and keep their order.
 var kafkaMarshaler = kafka.NewWithPartitioningMarshaler(func(_ string, msg *message.Message) (string, error) {
-	return msg.Metadata.Get(MetadataKey), nil
+	return msg.Metadata.Get(outbox.MetadataKey), nil
 })
 
 func newKafkaPublisher(cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
