@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // routeUnmatched labels requests that matched no route, so that scanners
@@ -35,6 +36,7 @@ func observe(logger *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 			if route == "" || rw.status == http.StatusNotFound && route == "/*" {
 				route = routeUnmatched
 			}
+			trace.SpanFromContext(r.Context()).SetName(r.Method + " " + route)
 			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rw.status)).Inc()
 			m.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 

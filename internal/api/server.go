@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/outboxd/outboxd/internal/tracing"
 )
 
 // Server timeouts. A request has ReadTimeout to arrive, then RequestTimeout
@@ -41,10 +44,16 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
 	logger := slog.New(requestIDHandler{cfg.Logger.Handler()}).With("component", "api")
-	handler, err := newRouter(pool, cfg, logger)
+	router, err := newRouter(pool, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
+	// The server span continues an incoming traceparent; the signup stores
+	// its context in the outbox row, so relay and handlers join the trace.
+	handler := otelhttp.NewHandler(router, "http.server",
+		otelhttp.WithPropagators(tracing.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+	)
 	return &Server{cfg: cfg, logger: logger, handler: handler}, nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outboxd/outboxd/internal/tracing"
 )
 
 // rollbackTimeout bounds a rollback that runs after the request's context
@@ -117,7 +119,7 @@ func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	trace := Trace{CorrelationID: middleware.GetReqID(ctx), Traceparent: traceparent(r)}
+	trace := Trace{CorrelationID: middleware.GetReqID(ctx), Traceparent: tracing.Traceparent(ctx)}
 	resp, replayed, err := h.create(ctx, in, passwordHash, trace, key, reqHash)
 	if err != nil {
 		h.fail(w, r, err)
@@ -229,25 +231,6 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return "", errBadIdempotencyKey
 	}
 	return values[0], nil
-}
-
-// traceparent returns the request's W3C traceparent when it is well formed
-// (version-traceid-parentid-flags in lowercase hex), and "" otherwise, so
-// that nothing arbitrary travels into event metadata.
-func traceparent(r *http.Request) string {
-	tp := r.Header.Get("Traceparent")
-	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
-		return ""
-	}
-	for i := 0; i < len(tp); i++ {
-		if i == 2 || i == 35 || i == 52 {
-			continue
-		}
-		if c := tp[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return ""
-		}
-	}
-	return tp
 }
 
 // rollback ends tx if it is still open, even when ctx has been cancelled

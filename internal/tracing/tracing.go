@@ -11,7 +11,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
@@ -26,7 +25,7 @@ const EnvEndpoint = "OTEL_EXPORTER_OTLP_ENDPOINT"
 // variable, spans are not recorded but trace context still flows. The
 // returned function flushes and stops the exporter.
 func Setup(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+	otel.SetTextMapPropagator(Propagator)
 	if os.Getenv(EnvEndpoint) == "" {
 		return func(context.Context) error { return nil }, nil
 	}
