@@ -32,7 +32,7 @@ type transport struct {
 	// config addresses a broker for t alone: an embedded NATS server, a
 	// fresh PostgreSQL database, or the shared RabbitMQ/Redis/Kafka (where
 	// topics are unique per test).
-	config func(t *testing.T) broker.Config
+	config func(testing.TB) broker.Config
 }
 
 // Kind shortens broker.Kind in tables.
@@ -44,19 +44,19 @@ const envKafkaBrokers = "KAFKA_BROKERS"
 
 func transports() []transport {
 	return []transport{
-		{broker.KindNATS, func(t *testing.T) broker.Config {
+		{broker.KindNATS, func(t testing.TB) broker.Config {
 			return testConfig(broker.KindNATS, startNATS(t))
 		}},
-		{broker.KindAMQP, func(*testing.T) broker.Config {
+		{broker.KindAMQP, func(testing.TB) broker.Config {
 			return testConfig(broker.KindAMQP, cmpEnv("OUTBOXD_TEST_AMQP_URL", broker.AMQPURLDefault))
 		}},
-		{broker.KindRedis, func(*testing.T) broker.Config {
+		{broker.KindRedis, func(testing.TB) broker.Config {
 			return testConfig(broker.KindRedis, cmpEnv("OUTBOXD_TEST_REDIS_URL", broker.RedisURLDefault))
 		}},
-		{broker.KindPostgres, func(t *testing.T) broker.Config {
+		{broker.KindPostgres, func(t testing.TB) broker.Config {
 			return testConfig(broker.KindPostgres, pgtest.NewDatabase(t))
 		}},
-		{broker.KindKafka, func(*testing.T) broker.Config {
+		{broker.KindKafka, func(testing.TB) broker.Config {
 			return testConfig(broker.KindKafka, os.Getenv(envKafkaBrokers))
 		}},
 	}
@@ -83,7 +83,7 @@ func testLogger() *slog.Logger {
 }
 
 // startNATS runs an embedded JetStream server for t alone.
-func startNATS(t *testing.T) string {
+func startNATS(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -101,14 +101,14 @@ func randomHex(n int) string {
 
 // uniqueTopic is a topic no other test uses, removed from the shared brokers
 // when t ends along with the groups' queues.
-func uniqueTopic(t *testing.T, cfg broker.Config, groups ...string) string {
+func uniqueTopic(t testing.TB, cfg broker.Config, groups ...string) string {
 	t.Helper()
 	topic := "conf." + randomHex(4)
 	t.Cleanup(func() { dropTopic(t, cfg, topic, groups) })
 	return topic
 }
 
-func dropTopic(t *testing.T, cfg broker.Config, topic string, groups []string) {
+func dropTopic(t testing.TB, cfg broker.Config, topic string, groups []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	switch cfg.Kind {

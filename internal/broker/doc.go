@@ -48,7 +48,12 @@
 //     both are created on first use. Publish is a plain INSERT on its own
 //     pool, committed before it returns: it needs no transaction of the
 //     caller. Topics are limited to 45 bytes (table name length). Rows are
-//     never deleted.
+//     never deleted. A subscriber reads only rows older than every running
+//     transaction of the whole cluster (pg_snapshot_xmin), and holds a
+//     transaction with an id while its batch is being handled (a FOR UPDATE
+//     on its group's offset row): one slow handler delays every other group,
+//     and the relay's own horizon if the outbox lives on the same cluster.
+//     Give this broker its own PostgreSQL when handlers are slow.
 //
 // # Order
 //
@@ -64,5 +69,8 @@
 // IsPermanent tells a message the broker will never take (too large,
 // invalid) from a failure worth retrying (broker down, timeout). Brokers
 // that go away are reconnected to in the background; Publish fails in the
-// meantime and succeeds again once they are back.
+// meantime and succeeds again once they are back. A subscriber's Close
+// gives the messages in hand back to the group; Watermill's transports send
+// an ack after Ack returns, so a message acked just before Close may come
+// once more (at-least-once).
 package broker
