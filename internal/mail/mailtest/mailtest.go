@@ -40,6 +40,9 @@ type Options struct {
 	// Reject, when set, is asked about every recipient; an error it returns
 	// is the server's answer to RCPT TO. Defaults to accepting everyone.
 	Reject func(to string) error
+	// Delay holds each mail's DATA answer this long, to play a slow
+	// server. Defaults to 0.
+	Delay time.Duration
 }
 
 // Received is one mail the server accepted.
@@ -245,6 +248,7 @@ func (se *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(se.server.opts.Delay)
 	rec, err := parse(raw)
 	if err != nil {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: err.Error()}

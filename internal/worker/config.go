@@ -1,0 +1,121 @@
+package worker
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The handlers a worker can run, as named in Config.Handlers and
+// `--handlers`. Each also names the handler in the inbox and in dead_letters.
+const (
+	// HandlerEmail sends the welcome email.
+	HandlerEmail = "email"
+	// HandlerProfile creates the user's profile row.
+	HandlerProfile = "profile"
+	// HandlerAudit appends user.created to audit_log.
+	HandlerAudit = "audit"
+)
+
+// AllHandlers lists every handler, in the order they start.
+var AllHandlers = []string{HandlerEmail, HandlerProfile, HandlerAudit}
+
+// GroupPrefix starts the consumer group of each handler: outboxd-email,
+// outboxd-profile, outboxd-audit.
+const GroupPrefix = "outboxd-"
+
+// Group returns the consumer group of handler.
+func Group(handler string) string { return GroupPrefix + handler }
+
+// Defaults of Config.
+const (
+	// MaxRetriesDefault is the default Config.MaxRetries.
+	MaxRetriesDefault = 5
+	// RetryInitialIntervalDefault is the default Config.RetryInitialInterval.
+	RetryInitialIntervalDefault = 500 * time.Millisecond
+	// RetryMaxIntervalDefault is the default Config.RetryMaxInterval.
+	RetryMaxIntervalDefault = 10 * time.Second
+	// HandlerTimeoutDefault is the default Config.HandlerTimeout.
+	HandlerTimeoutDefault = 30 * time.Second
+)
+
+// Config tunes a Worker.
+type Config struct {
+	// Handlers names the handlers to run (HandlerEmail, HandlerProfile,
+	// HandlerAudit). Defaults to AllHandlers.
+	Handlers []string
+	// MaxRetries is how many times a failed attempt is retried before the
+	// message is dead-lettered; negative turns retries off. Defaults to
+	// MaxRetriesDefault (5).
+	MaxRetries int
+	// RetryInitialInterval is the wait before the first retry; each further
+	// wait doubles, with ±20 % jitter. Defaults to
+	// RetryInitialIntervalDefault (500 ms).
+	RetryInitialInterval time.Duration
+	// RetryMaxInterval caps the wait between retries. Defaults to
+	// RetryMaxIntervalDefault (10 s).
+	RetryMaxInterval time.Duration
+	// HandlerTimeout bounds each attempt at a message. Defaults to
+	// HandlerTimeoutDefault (30 s).
+	HandlerTimeout time.Duration
+	// Logger receives the worker's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer registers the worker's metrics. Defaults to none: the
+	// metrics are kept but not exported.
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults returns c with every unset field at its default.
+func (c Config) WithDefaults() Config {
+	if len(c.Handlers) == 0 {
+		c.Handlers = slices.Clone(AllHandlers)
+	}
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = MaxRetriesDefault
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	}
+	c.RetryInitialInterval = cmp.Or(c.RetryInitialInterval, RetryInitialIntervalDefault)
+	c.RetryMaxInterval = cmp.Or(c.RetryMaxInterval, RetryMaxIntervalDefault)
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, HandlerTimeoutDefault)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
+}
+
+// validate reports every problem of a defaulted config, naming the field.
+func (c Config) validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, h := range c.Handlers {
+		if !slices.Contains(AllHandlers, h) {
+			errs = append(errs, fmt.Errorf("Config.Handlers: unknown handler %q, want some of %v", h, AllHandlers))
+		}
+		if seen[h] {
+			errs = append(errs, fmt.Errorf("Config.Handlers: %q named twice", h))
+		}
+		seen[h] = true
+	}
+	if c.RetryInitialInterval < 0 {
+		errs = append(errs, fmt.Errorf("Config.RetryInitialInterval: must not be negative, got %s", c.RetryInitialInterval))
+	}
+	if c.RetryMaxInterval < c.RetryInitialInterval {
+		errs = append(errs, fmt.Errorf("Config.RetryMaxInterval: %s is below RetryInitialInterval %s", c.RetryMaxInterval, c.RetryInitialInterval))
+	}
+	if c.HandlerTimeout < 0 {
+		errs = append(errs, fmt.Errorf("Config.HandlerTimeout: must not be negative, got %s", c.HandlerTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// runs reports whether the config selects handler.
+func (c Config) runs(handler string) bool { return slices.Contains(c.Handlers, handler) }
+
+// errNoMailer is returned by New when the email handler is selected without
+// a mailer.
+var errNoMailer = errors.New("worker: the email handler needs a mailer (SMTP_ADDR and MAIL_FROM)")

@@ -1,0 +1,39 @@
+// Package worker consumes user.created events and performs their effects: a
+// welcome email, a profile row and an audit record.
+//
+// A Watermill Router runs one handler per effect, each on its own
+// subscriber in its own durable consumer group (outboxd-email,
+// outboxd-profile, outboxd-audit): every handler sees every event, and a
+// slow or failing handler never holds back the others.
+//
+// Effects happen once per message although the broker delivers at least
+// once. profile and audit write their row and an inbox row in one
+// transaction (package outbox/inbox), so a redelivery changes nothing. email
+// cannot share a transaction with an SMTP server: it checks the inbox before
+// sending and records the mail after, and its Message-ID is derived from the
+// message id, so the rare repeat (a crash between send and record) is
+// recognisable.
+//
+// Each handler runs behind this middleware, outermost first:
+//
+//	correlation  correlation_id and trace context from the metadata into ctx and logs
+//	dead letter  after the last attempt, store the message in dead_letters and ack it
+//	retry        exponential backoff, MaxRetries times, skipped for permanent errors
+//	metrics      per attempt: handled, failed, retried, duration
+//	recover      a panic becomes an error of the attempt
+//	timeout      each attempt's context ends after HandlerTimeout
+//
+// A payload that does not decode is a poison message: it is dead-lettered at
+// its first attempt instead of burning retries. A message whose context ends
+// (shutdown, or the broker's ack deadline) is never dead-lettered: it is
+// nacked and comes again.
+//
+// # Sizing retries
+//
+// Retries happen in place, while the broker waits for the ack, so the whole
+// series must fit in the broker's ack timeout (broker.Config.AckTimeout,
+// 30 s by default) or the broker redelivers meanwhile. The defaults (5
+// retries, 500 ms doubling up to 10 s, ±20 % jitter) wait about 15.5 s in
+// total (at least 12.4 s), which rides out a mail server that is away for 10
+// seconds and leaves room for the attempts themselves.
+package worker

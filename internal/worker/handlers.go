@@ -1,0 +1,128 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/outbox/inbox"
+)
+
+// AuditActorSignup is the actor of the audit record of a user.created event.
+const AuditActorSignup = "signup"
+
+// recordTimeout bounds recording a sent mail in the inbox, which runs even
+// after the message's context ended: the mail is out, and forgetting it
+// would send it again.
+const recordTimeout = 5 * time.Second
+
+// delivery is one decoded user.created message.
+type delivery struct {
+	id      uuid.UUID
+	event   event.UserCreated
+	payload []byte
+}
+
+// effect performs one handler's effect for a delivery and reports done ==
+// false when the handler had already processed the message.
+type effect func(ctx context.Context, d delivery) (done bool, err error)
+
+// effects maps each handler to its effect.
+func (w *Worker) effects() map[string]effect {
+	return map[string]effect{
+		HandlerEmail:   w.sendWelcome,
+		HandlerProfile: w.createProfile,
+		HandlerAudit:   w.appendAudit,
+	}
+}
+
+// handle adapts an effect to Watermill: it decodes the message (an invalid
+// one is a poison message) and counts duplicates.
+func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		ctx := msg.Context()
+		id, err := messageID(msg)
+		if err != nil {
+			return err
+		}
+		ev, err := decodeUserCreated(msg)
+		if err != nil {
+			return err
+		}
+		done, err := eff(ctx, delivery{id: id, event: ev, payload: msg.Payload})
+		if err != nil {
+			return err
+		}
+		if !done {
+			w.metrics.duplicates.WithLabelValues(handler).Inc()
+			loggerFrom(ctx, w.logger).DebugContext(ctx, "duplicate message skipped")
+		}
+		return nil
+	}
+}
+
+// createProfile inserts the user's profile with the name from the event and
+// the table's defaults for the rest, once per message.
+func (w *Worker) createProfile(ctx context.Context, d delivery) (bool, error) {
+	return inbox.Process(ctx, w.pool, HandlerProfile, d.id, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx,
+			`INSERT INTO profiles (user_id, display_name) VALUES ($1, $2)`,
+			d.event.UserID, d.event.Name)
+		if err != nil {
+			return fmt.Errorf("insert profile of user %s: %w", d.event.UserID, err)
+		}
+		return nil
+	})
+}
+
+// appendAudit appends user.created to audit_log, once per message. The
+// record's time is when the user was created, not when the worker got to it.
+func (w *Worker) appendAudit(ctx context.Context, d delivery) (bool, error) {
+	return inbox.Process(ctx, w.pool, HandlerAudit, d.id, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+INSERT INTO audit_log (event, actor, subject, occurred_at, correlation_id, message_id, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
+			event.TopicUserCreated, AuditActorSignup, d.event.UserID.String(), d.event.CreatedAt,
+			correlationID(ctx), d.id, string(d.payload))
+		if err != nil {
+			return fmt.Errorf("append audit record of user %s: %w", d.event.UserID, err)
+		}
+		return nil
+	})
+}
+
+// sendWelcome sends the welcome mail unless the inbox says it was sent, and
+// records it after the send. A crash between the two sends it again, with
+// the same Message-ID.
+func (w *Worker) sendWelcome(ctx context.Context, d delivery) (bool, error) {
+	seen, err := inbox.Seen(ctx, w.pool, HandlerEmail, d.id)
+	if err != nil {
+		return false, err
+	}
+	if seen {
+		return false, nil
+	}
+	m, err := mail.Welcome(d.event, d.id)
+	if err != nil {
+		return false, permanent(err)
+	}
+	if c := correlationID(ctx); c != "" {
+		m.Headers = map[string]string{"X-Correlation-ID": c}
+	}
+	if err := w.mailer.Send(ctx, m); err != nil {
+		return false, fmt.Errorf("send welcome mail: %w", err)
+	}
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := inbox.Record(recordCtx, w.pool, HandlerEmail, d.id); err != nil {
+		// Failing now would only send the mail again at once.
+		loggerFrom(ctx, w.logger).ErrorContext(ctx, "welcome mail sent but not recorded: a redelivery sends it again", "error", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the worker's Prometheus metrics, each labelled by handler.
+type metrics struct {
+	handled      *prometheus.CounterVec
+	failed       *prometheus.CounterVec
+	retried      *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outboxd", Subsystem: "worker", Name: name, Help: help,
+		}, []string{"handler"})
+	}
+	m := &metrics{
+		handled:      counter("messages_handled_total", "Messages a handler processed successfully, duplicates included."),
+		failed:       counter("messages_failed_total", "Failed attempts at a message."),
+		retried:      counter("messages_retried_total", "Attempts that retried a failed one."),
+		deadLettered: counter("messages_dead_lettered_total", "Messages stored in dead_letters after the last failed attempt."),
+		duplicates:   counter("messages_duplicate_total", "Redelivered messages the inbox recognised and skipped."),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "outboxd", Subsystem: "worker", Name: "handler_duration_seconds",
+			Help:    "Duration of each attempt at a message.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"handler"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs [6]error
+	m.handled, errs[0] = register(reg, m.handled)
+	m.failed, errs[1] = register(reg, m.failed)
+	m.retried, errs[2] = register(reg, m.retried)
+	m.deadLettered, errs[3] = register(reg, m.deadLettered)
+	m.duplicates, errs[4] = register(reg, m.duplicates)
+	m.duration, errs[5] = register(reg, m.duration)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("register worker metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that two workers on one registry share their metrics.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var already prometheus.AlreadyRegisteredError
+	if errors.As(err, &already) {
+		if existing, ok := already.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// instrument counts each attempt as handled or failed, counts retries and
+// times the attempt; failures are logged as warnings (the dead letter, if it
+// comes to that, is logged as an error).
+func instrument(handler string, m *metrics, logger *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			n := attempt(ctx)
+			if n > 1 {
+				m.retried.WithLabelValues(handler).Inc()
+			}
+			start := time.Now()
+			out, err := h(msg)
+			m.duration.WithLabelValues(handler).Observe(time.Since(start).Seconds())
+			if err != nil {
+				m.failed.WithLabelValues(handler).Inc()
+				loggerFrom(ctx, logger).WarnContext(ctx, "handler attempt failed", "attempt", n, "error", err)
+				return out, err
+			}
+			m.handled.WithLabelValues(handler).Inc()
+			return out, nil
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/mail"
+)
+
+// SubscriberFactory returns a subscriber in the durable consumer group named
+// group, such as broker.NewSubscriber with its config bound.
+type SubscriberFactory func(ctx context.Context, group string) (message.Subscriber, error)
+
+// ErrAlreadyRan is returned by a second call to Run.
+var ErrAlreadyRan = errors.New("worker: Run was already called")
+
+// Worker consumes user.created with one handler per effect. Create it with
+// New and start it with Run.
+type Worker struct {
+	pool      *pgxpool.Pool
+	subscribe SubscriberFactory
+	mailer    mail.Mailer
+	cfg       Config
+	logger    *slog.Logger
+	metrics   *metrics
+
+	mu     sync.Mutex
+	ran    bool
+	router *message.Router
+}
+
+// New returns a worker that handles user.created with the handlers cfg
+// selects, each on a subscriber from subscribe. mailer may be nil when the
+// email handler is not selected.
+func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	switch {
+	case pool == nil:
+		return nil, errors.New("worker: pool is nil")
+	case subscribe == nil:
+		return nil, errors.New("worker: subscriber factory is nil")
+	case mailer == nil && cfg.runs(HandlerEmail):
+		return nil, errNoMailer
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{
+		pool:      pool,
+		subscribe: subscribe,
+		mailer:    mailer,
+		cfg:       cfg,
+		logger:    cfg.Logger.With("component", "worker"),
+		metrics:   m,
+	}, nil
+}
+
+// Run consumes until ctx ends, then stops taking messages, ends the
+// attempts in flight (their messages are nacked and redelivered later, never
+// dead-lettered), closes the subscribers and returns nil. It returns an
+// error if a subscriber cannot be created or subscribed, or if every
+// handler stops on its own (the broker connection closed).
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.ran {
+		w.mu.Unlock()
+		return ErrAlreadyRan
+	}
+	w.ran = true
+	w.mu.Unlock()
+
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NewSlogLoggerWithLevelMapping(
+		w.logger.With("component", "worker.router"),
+		// The router's info lines describe its own plumbing.
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug},
+	))
+	if err != nil {
+		return fmt.Errorf("worker router: %w", err)
+	}
+	effects := w.effects()
+	var subs []message.Subscriber
+	closeSubs := func() {
+		for _, s := range subs {
+			_ = s.Close()
+		}
+	}
+	for _, name := range w.cfg.Handlers {
+		sub, err := w.subscribe(ctx, Group(name))
+		if err != nil {
+			closeSubs()
+			return fmt.Errorf("worker: subscriber for %s (group %s): %w", name, Group(name), err)
+		}
+		subs = append(subs, sub)
+		h := router.AddConsumerHandler(name, event.TopicUserCreated, sub, w.handle(name, effects[name]))
+		h.AddMiddleware(w.middleware(name)...)
+	}
+
+	w.mu.Lock()
+	w.router = router
+	w.mu.Unlock()
+
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			if err := router.Close(); err != nil {
+				w.logger.Error("worker: close router", "error", err)
+			}
+		case <-stopped:
+		}
+	}()
+
+	w.logger.InfoContext(ctx, "worker running", "handlers", w.cfg.Handlers, "topic", event.TopicUserCreated)
+	if err := router.Run(ctx); err != nil {
+		closeSubs()
+		return fmt.Errorf("worker: %w", err)
+	}
+	closeSubs()
+	if ctx.Err() == nil {
+		return errors.New("worker: every handler stopped (subscriptions closed)")
+	}
+	w.logger.InfoContext(context.WithoutCancel(ctx), "worker stopped")
+	return nil
+}
+
+// middleware is the chain around handler's messages, outermost first (see
+// the package documentation for why this order).
+func (w *Worker) middleware(handler string) []message.HandlerMiddleware {
+	return []message.HandlerMiddleware{
+		correlate(handler, w.logger),
+		deadLetter(handler, w.pool, w.metrics, w.logger),
+		retry(w.cfg),
+		countAttempt,
+		instrument(handler, w.metrics, w.logger),
+		recoverPanic(w.logger),
+		middleware.Timeout(w.cfg.HandlerTimeout),
+	}
+}
+
+// Ready reports why the worker cannot take messages, or nil: the router
+// must be running with every handler subscribed, and PostgreSQL must answer.
+// It fits admin.ReadyFunc.
+func (w *Worker) Ready(ctx context.Context) error {
+	w.mu.Lock()
+	router := w.router
+	w.mu.Unlock()
+	switch {
+	case router == nil || !router.IsRunning():
+		return errors.New("worker is not running yet")
+	case router.IsClosed():
+		return errors.New("worker is stopping")
+	}
+	if err := w.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
