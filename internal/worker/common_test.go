@@ -57,7 +57,8 @@ type testBundle struct {
 }
 
 type setupOpts struct {
-	cfg    worker.Config
+	cfg       worker.Config
+	subscribe worker.SubscriberFactory // defaults to the bundle's GoChannel
 	mailer mail.Mailer // defaults to SMTP to the bundle's server
 	smtp   mailtest.Options
 }
@@ -85,7 +86,11 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	cfg := opts.cfg
 	cfg.Logger = slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Registerer = b.reg
-	w, err := worker.New(b.pool, b.subscribe, mailer, cfg)
+	subscribe := opts.subscribe
+	if subscribe == nil {
+		subscribe = b.subscribe
+	}
+	w, err := worker.New(b.pool, subscribe, mailer, cfg)
 	require.NoError(t, err)
 	b.worker = w
 	t.Cleanup(func() {
