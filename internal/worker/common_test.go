@@ -59,8 +59,8 @@ type testBundle struct {
 type setupOpts struct {
 	cfg       worker.Config
 	subscribe worker.SubscriberFactory // defaults to the bundle's GoChannel
-	mailer mail.Mailer // defaults to SMTP to the bundle's server
-	smtp   mailtest.Options
+	mailer    mail.Mailer              // defaults to SMTP to the bundle's server
+	smtp      mailtest.Options
 }
 
 // setup builds a worker; start runs it.
