@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/deadletter"
 	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/internal/mail/mailtest"
 	"github.com/outboxd/outboxd/internal/worker"
 	"github.com/outboxd/outboxd/outbox"
 )
@@ -202,4 +204,23 @@ func TestDeadLetterKeepsMetadata(t *testing.T) {
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(d.Payload, &got))
 	require.Equal(t, ev.UserID.String(), got["user_id"])
+}
+
+func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: fastRetries, smtp: mailtest.Options{Reject: func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}}})
+	b.start(t)
+	ev := newEvent("Ann")
+	insertUser(t, b.pool, ev)
+	b.publish(t, newMessage(t, uuid.New(), ev, ""))
+
+	require.True(t, assertEventually(10*time.Second, func() bool {
+		return len(deadLetters(t, b, deadletter.Filter{})) == 1
+	}))
+	d := deadLetters(t, b, deadletter.Filter{})[0]
+	require.Equal(t, worker.HandlerEmail, d.Handler)
+	require.Equal(t, 1, d.Attempts, "a permanent refusal is not retried")
+	require.Contains(t, d.Error, "no such mailbox")
 }

@@ -16,7 +16,8 @@
 //
 // Each handler runs behind this middleware, outermost first:
 //
-//	correlation  correlation_id and trace context from the metadata into ctx and logs
+//	correlation  correlation_id from the metadata into ctx and logs
+//	trace        a consumer span, child of the traceparent in the metadata
 //	dead letter  after the last attempt, store the message in dead_letters and ack it
 //	retry        exponential backoff, MaxRetries times, skipped for permanent errors
 //	metrics      per attempt: handled, failed, retried, duration

@@ -142,6 +142,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) middleware(handler string) []message.HandlerMiddleware {
 	return []message.HandlerMiddleware{
 		correlate(handler, w.logger),
+		traceSpan(handler),
 		deadLetter(handler, w.pool, w.metrics, w.logger),
 		retry(w.cfg),
 		countAttempt,
