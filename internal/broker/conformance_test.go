@@ -36,6 +36,10 @@ func TestConformance(t *testing.T) {
 				t.Parallel()
 				testFanOut(t, tr.config(t))
 			})
+			t.Run("MembersOfAGroupShareItsMessages", func(t *testing.T) {
+				t.Parallel()
+				testMembersShare(t, tr.config(t))
+			})
 			t.Run("NackedMessageIsRedelivered", func(t *testing.T) {
 				t.Parallel()
 				testNackRedelivers(t, tr.config(t))
@@ -159,6 +163,49 @@ func testFanOut(t *testing.T, cfg broker.Config) {
 	for i, g := range groups {
 		closeWithin(t, "subscriber "+g, subs[i], closeTimeout)
 		requireClosed(t, chans[i], closeTimeout)
+	}
+}
+
+func testMembersShare(t *testing.T, cfg broker.Config) {
+	const n = 100
+	topic := uniqueTopic(t, cfg, "shared")
+	members := make([]message.Subscriber, 2)
+	chans := make([]<-chan *message.Message, 2)
+	for i := range members {
+		members[i], chans[i] = subscribe(t, cfg, "shared", topic)
+	}
+	pub := newPublisher(t, cfg)
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = sample(i, fmt.Sprintf("key-%d", i%5))
+	}
+	publishAll(t, pub, topic, msgs, 10)
+	closeWithin(t, "publisher", pub, closeTimeout)
+
+	// One merged stream: the members take whatever the broker hands them.
+	merged := make(chan *message.Message)
+	done := make(chan struct{})
+	defer close(done)
+	for _, ch := range chans {
+		go func() {
+			for msg := range ch {
+				select {
+				case merged <- msg:
+				case <-done:
+					msg.Nack()
+				}
+			}
+		}()
+	}
+	seen := make(map[string]bool, n)
+	for len(seen) < n {
+		got := next(t, merged, receiveTimeout)
+		require.False(t, seen[got.UUID], "%s went to two members of one group", got.UUID)
+		seen[got.UUID] = true
+		require.True(t, got.Ack())
+	}
+	for i, m := range members {
+		closeWithin(t, fmt.Sprintf("member %d", i), m, closeTimeout)
 	}
 }
 

@@ -207,6 +207,9 @@ func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger wat
 	return &subscriber{
 		transport: wm,
 		prepare: func(ctx context.Context, topic string) error {
+			// JetStream API requests wait for as long as ctx lets them.
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
 			if err := streams.ensure(ctx, topic); err != nil {
 				return err
 			}

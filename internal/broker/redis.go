@@ -63,11 +63,38 @@ func newRedisSubscriber(ctx context.Context, cfg Config, group string, logger wa
 		// Otherwise the first XREADGROUP blocks forever on an empty stream
 		// and Close leaves it behind.
 		DisableIndefiniteInitialBlock: true,
-	}, logger)
+		// Close cancels the context of a reader blocked in XREADGROUP, and
+		// closes its client; on any read error the reader sleeps 500 ms
+		// before it looks at the closing signal (redisstream subscriber.go,
+		// read), outliving Close.
+		ShouldStopOnReadErrors: isShutdown,
+	}, shutdownIsNotAnError{logger})
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("watermill subscriber: %w", err)
 	}
 	// The subscriber closes the client.
 	return &subscriber{transport: s}, nil
+}
+
+// isShutdown tells the errors a subscriber's reader gets when it is being
+// closed.
+func isShutdown(err error) bool {
+	return errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled)
+}
+
+// shutdownIsNotAnError logs the reader's "stop reading after error" at
+// debug level when the error is Close at work.
+type shutdownIsNotAnError struct{ watermill.LoggerAdapter }
+
+func (l shutdownIsNotAnError) Error(msg string, err error, fields watermill.LogFields) {
+	if isShutdown(err) {
+		l.Debug(msg, fields.Add(watermill.LogFields{"error": err.Error()}))
+		return
+	}
+	l.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (l shutdownIsNotAnError) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return shutdownIsNotAnError{l.LoggerAdapter.With(fields)}
 }
