@@ -141,8 +141,8 @@ func TestMailServerOutage(t *testing.T) {
 	b.publish(t, newMessage(t, id, ev, ""))
 
 	// profile and audit do not wait for email.
-	waitCount(t, b.pool, 1, 3*time.Second, `SELECT count(*) FROM profiles`)
-	waitCount(t, b.pool, 1, 3*time.Second, `SELECT count(*) FROM audit_log`)
+	waitCount(t, b.pool, 1, 5*time.Second, `SELECT count(*) FROM profiles`)
+	waitCount(t, b.pool, 1, 5*time.Second, `SELECT count(*) FROM audit_log`)
 	require.True(t, assertEventually(10*time.Second, func() bool {
 		return metric(t, b.reg, "outboxd_worker_messages_failed_total", worker.HandlerEmail) >= 2
 	}), "email keeps trying while the server is down")

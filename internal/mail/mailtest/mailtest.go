@@ -4,23 +4,12 @@
 package mailtest
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"errors"
-	"fmt"
 	"io"
-	"math/big"
-	"mime"
-	"mime/multipart"
 	"net"
 	"net/mail"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,93 +251,7 @@ func (se *session) Data(r io.Reader) error {
 func (se *session) Reset()        { se.from, se.to = "", nil }
 func (se *session) Logout() error { return nil }
 
-// parse decodes a mail as a reader would: headers, then the text and HTML
-// parts with their transfer encoding undone.
-func parse(raw []byte) (Received, error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return Received{}, fmt.Errorf("parse mail: %w", err)
-	}
-	rec := Received{Header: msg.Header, Raw: raw, MessageID: msg.Header.Get("Message-Id")}
-	dec := new(mime.WordDecoder)
-	if rec.Subject, err = dec.DecodeHeader(msg.Header.Get("Subject")); err != nil {
-		return Received{}, fmt.Errorf("decode subject: %w", err)
-	}
-	if err := collectParts(&rec, msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body); err != nil {
-		return Received{}, err
-	}
-	return rec, nil
-}
-
-func collectParts(rec *Received, contentType, encoding string, body io.Reader) error {
-	mediaType, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return fmt.Errorf("parse content type %q: %w", contentType, err)
-	}
-	if strings.HasPrefix(mediaType, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			// NextPart undoes quoted-printable itself.
-			part, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read part: %w", err)
-			}
-			if err := collectParts(rec, part.Header.Get("Content-Type"), part.Header.Get("Content-Transfer-Encoding"), part); err != nil {
-				return err
-			}
-		}
-	}
-	b, err := io.ReadAll(decodeTransfer(encoding, body))
-	if err != nil {
-		return fmt.Errorf("read %s body: %w", mediaType, err)
-	}
-	switch mediaType {
-	case "text/plain":
-		rec.Text = string(b)
-	case "text/html":
-		rec.HTML = string(b)
-	}
-	return nil
-}
-
 type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
 func (discardLogger) Println(...any)        {}
-
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("mailtest: key: %v", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mailtest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("mailtest: certificate: %v", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatalf("mailtest: parse certificate: %v", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS12,
-	}, pool
-}
