@@ -26,10 +26,11 @@ const DefaultDatabaseURL = "postgres://postgres@localhost:5432/outbox?sslmode=di
 type Globals struct {
 	DatabaseURL string `name:"database-url" env:"DATABASE_URL" default:"${default_database_url}" help:"PostgreSQL DSN."`
 	LogLevel    string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level (${enum})."`
-	LogFormat   string `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,text" help:"Log format (${enum})."`
+	LogFormat   string `name:"log-format" env:"LOG_FORMAT" default:"auto" enum:"auto,json,text" help:"Log format (${enum}); auto is text for dev, json otherwise."`
 
 	stdout io.Writer
 	stderr io.Writer
+	dev    bool // the dev command runs: auto log format is text
 }
 
 type root struct {
@@ -38,7 +39,10 @@ type root struct {
 	Migrate MigrateCmd `cmd:"" help:"Apply or roll back database migrations."`
 	API     APICmd     `cmd:"" name:"api" help:"Serve the signup HTTP API."`
 	Relay   RelayCmd   `cmd:"" help:"Publish committed outbox rows to the broker (run beside each API replica)."`
+	Worker  WorkerCmd  `cmd:"" help:"Run the subscribers: welcome email, profile, audit log."`
+	Dev     DevCmd     `cmd:"" help:"Run everything in one process for development (creates and migrates the database, embedded NATS)."`
 	Status  StatusCmd  `cmd:"" help:"Show the outbox backlog, dead letters and the active relay."`
+	DLQ     DLQCmd     `cmd:"" name:"dlq" help:"List, replay or purge dead letters."`
 }
 
 // Main runs outboxd with args and returns the process exit code: 0 on
@@ -68,6 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		fmt.Fprintf(stderr, "outboxd: %v\n", oneLine(err.Error()))
 		return 2
 	}
+	cli.dev = kctx.Command() == "dev"
 	if err := kctx.Run(&cli.Globals); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return 0
@@ -83,7 +88,7 @@ func (g *Globals) Logger() *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(g.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	if g.LogFormat == "text" {
+	if g.LogFormat == "text" || g.LogFormat == "auto" && g.dev {
 		return slog.New(slog.NewTextHandler(g.stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(g.stderr, opts))

@@ -57,28 +57,38 @@ func (c *RelayCmd) Run(ctx context.Context, g *Globals) error {
 	reg := newRegistry()
 	rcfg := c.RelayFlags.config(bcfg.Kind)
 	rcfg.Logger, rcfg.Registerer = logger, reg
-	return runRelay(ctx, pool, bcfg, rcfg, func(ctx context.Context, r *relay.Relay) error {
+	r, closePub, err := newRelay(ctx, pool, bcfg, rcfg)
+	if err != nil {
+		return err
+	}
+	defer closePub()
+	return runAll(ctx, r.Run, func(ctx context.Context) error {
 		return admin.Serve(ctx, c.AdminAddr, admin.Handler(reg, r.Ready), logger)
 	})
 }
 
-// runRelay connects the publisher and runs the relay and beside(ctx, relay)
-// until ctx ends or either fails.
-func runRelay(ctx context.Context, pool *pgxpool.Pool, bcfg broker.Config, rcfg relay.Config,
-	beside func(context.Context, *relay.Relay) error,
-) error {
+// newRelay connects the broker's publisher and builds the relay over it;
+// closePub closes the publisher once the relay has stopped.
+func newRelay(ctx context.Context, pool *pgxpool.Pool, bcfg broker.Config, rcfg relay.Config) (r *relay.Relay, closePub func(), err error) {
 	pub, err := broker.NewPublisher(ctx, bcfg)
 	if err != nil {
-		return fmt.Errorf("relay publisher: %w", err)
+		return nil, nil, fmt.Errorf("relay publisher: %w", err)
 	}
-	defer pub.Close()
-	r, err := relay.New(pool, pub, rcfg)
+	r, err = relay.New(pool, pub, rcfg)
 	if err != nil {
-		return err
+		pub.Close()
+		return nil, nil, err
 	}
+	return r, func() { pub.Close() }, nil
+}
+
+// runAll runs every fn until ctx ends or one fails, which stops the others.
+// A clean stop (ctx cancelled) returns nil.
+func runAll(ctx context.Context, fns ...func(context.Context) error) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.Run(ctx) })
-	g.Go(func() error { return beside(ctx, r) })
+	for _, fn := range fns {
+		g.Go(func() error { return fn(ctx) })
+	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -90,6 +90,24 @@ func NewEmptyDatabase(t testing.TB) string {
 	return dsn
 }
 
+// NewDatabaseURL returns the DSN of a database that does not exist yet, for
+// tests of code that creates its database. It is dropped, if it exists, when
+// t ends.
+func NewDatabaseURL(t testing.TB) string {
+	t.Helper()
+	name := "outboxd_test_" + randomSuffix()
+	dsn, err := databaseURL(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dropDatabase(name); err != nil {
+			t.Error(err)
+		}
+	})
+	return dsn
+}
+
 // NewPool returns a pool on a fresh migrated database, closed when t ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
@@ -123,25 +141,27 @@ func createDatabase(ctx context.Context, from string) (dsn string, drop func() e
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident+" "+from); err != nil {
 		return "", nil, fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
-	drop = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := connectAdmin(ctx)
-		if err != nil {
-			return err
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("pgtest: drop database %s: %w", name, err)
-		}
-		return nil
-	}
+	drop = func() error { return dropDatabase(name) }
 	dsn, err = databaseURL(name)
 	if err != nil {
 		_ = drop()
 		return "", nil, err
 	}
 	return dsn, drop, nil
+}
+
+func dropDatabase(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := connectAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("pgtest: drop database %s: %w", name, err)
+	}
+	return nil
 }
 
 // databaseURL is the admin DSN pointed at database name.

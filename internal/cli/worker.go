@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/internal/admin"
+	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/internal/worker"
+)
+
+// WorkerCmd runs the subscribers: welcome email, profile and audit log.
+type WorkerCmd struct {
+	AdminAddr string `name:"admin-addr" env:"ADMIN_ADDR" default:":9091" help:"Listen address of /metrics, /healthz and /readyz."`
+	BrokerFlags
+	WorkerFlags
+	SMTPAddr     string `name:"smtp-addr" env:"SMTP_ADDR" help:"Mail server host:port (required by the email handler)."`
+	MailFrom     string `name:"mail-from" env:"MAIL_FROM" help:"Sender of the welcome email (required by the email handler)."`
+	SMTPTLS      string `name:"smtp-tls" env:"SMTP_TLS" default:"opportunistic" enum:"opportunistic,starttls,tls,none" help:"SMTP transport security (${enum})."`
+	SMTPUsername string `name:"smtp-username" env:"SMTP_USERNAME" help:"SMTP user name (turns authentication on)."`
+	SMTPPassword string `name:"smtp-password" env:"SMTP_PASSWORD" help:"SMTP password."`
+}
+
+// WorkerFlags select and tune the handlers; shared by worker and dev.
+type WorkerFlags struct {
+	Handlers   []string `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit)."`
+	MaxRetries int      `name:"max-retries" env:"WORKER_MAX_RETRIES" default:"5" help:"Retries of a failing message before it is dead-lettered."`
+}
+
+func (f WorkerFlags) config(logger *slog.Logger) worker.Config {
+	return worker.Config{Handlers: f.Handlers, MaxRetries: f.MaxRetries, Logger: logger}
+}
+
+// Run consumes until ctx ends, then stops after the messages in hand.
+func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
+	logger := g.Logger()
+	var mailer mail.Mailer
+	if slices.Contains(c.Handlers, worker.HandlerEmail) {
+		// Checked before anything connects, so a missing SMTP_ADDR fails at once.
+		tlsMode, err := mail.ParseTLSMode(c.SMTPTLS)
+		if err != nil {
+			return err
+		}
+		m, err := mail.NewSMTP(mail.SMTPConfig{
+			Addr: c.SMTPAddr, From: c.MailFrom, TLS: tlsMode,
+			Username: c.SMTPUsername, Password: c.SMTPPassword, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		mailer = m
+	}
+	pool, err := g.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	bcfg, err := c.BrokerFlags.config(g, logger)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	wcfg := c.WorkerFlags.config(logger)
+	wcfg.Registerer = reg
+	w, err := newWorker(pool, bcfg, mailer, wcfg)
+	if err != nil {
+		return err
+	}
+	return runAll(ctx, w.Run, func(ctx context.Context) error {
+		return admin.Serve(ctx, c.AdminAddr, admin.Handler(reg, w.Ready), logger)
+	})
+}
+
+// newWorker builds the worker with one broker subscriber per handler.
+func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, wcfg worker.Config) (*worker.Worker, error) {
+	subscribe := func(ctx context.Context, group string) (message.Subscriber, error) {
+		return broker.NewSubscriber(ctx, bcfg, group)
+	}
+	return worker.New(pool, subscribe, mailer, wcfg)
+}
