@@ -1,0 +1,124 @@
+package soak_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// process is one outboxd process (the test binary re-executed as outboxd)
+// that the soak starts, kills with SIGKILL and starts again.
+type process struct {
+	name string
+	args []string
+	env  []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error
+	logs *logBuffer
+	runs int
+}
+
+// startProcess starts outboxd with args and env, and kills it when t ends.
+func startProcess(t *testing.T, name string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{name: name, args: args, env: env, logs: &logBuffer{}}
+	p.start(t)
+	t.Cleanup(func() {
+		p.kill(t)
+		if t.Failed() {
+			t.Logf("%s logs (last 8 KiB):\n%s", p.name, p.logs.tail(8<<10))
+		}
+	})
+	return p
+}
+
+func (p *process) start(t *testing.T) {
+	t.Helper()
+	raw, err := json.Marshal(p.args)
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), p.env...), envChildArgs+"="+string(raw))
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	require.NoError(t, cmd.Start(), "start %s", p.name)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.runs++
+	p.mu.Unlock()
+}
+
+// kill sends SIGKILL and waits for the process to die; a process already
+// dead is left alone.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-done:
+		done <- nil // a later kill returns at once
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not die of SIGKILL", p.name)
+	}
+}
+
+// restart kills the process with SIGKILL and starts it again.
+func (p *process) restart(t *testing.T) {
+	t.Helper()
+	p.kill(t)
+	p.start(t)
+}
+
+// exited reports whether the current run has ended, and how.
+func (p *process) exited() (bool, error) {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case err := <-done:
+		done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// logBuffer collects a process's output across its runs.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) tail(n int) string {
+	s := l.String()
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
