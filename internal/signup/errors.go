@@ -55,6 +55,8 @@ func problemFor(err error) problem.Problem {
 		return problem.New(http.StatusNotFound, "no user has this id")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return problem.New(http.StatusServiceUnavailable, "the request took too long; retry later")
+	case databaseUnavailable(err):
+		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry later")
 	}
 	return problem.New(http.StatusInternalServerError, "the request could not be completed")
 }
@@ -67,6 +69,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// A timed-out request fails with whatever error the driver saw
 		// first, not always one wrapping the context's.
 		p = problemFor(r.Context().Err())
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		// Every 503 says when to come back (RFC 9110 §10.2.3).
+		w.Header().Set("Retry-After", retryAfterUnavailable)
 	}
 	if p.Status >= http.StatusInternalServerError {
 		level := slog.LevelError
