@@ -1,0 +1,470 @@
+package e2e_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/api"
+	"github.com/outboxd/outboxd/internal/deadletter"
+	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/internal/worker"
+	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/relay"
+)
+
+// The roles migration 00010 created on the test server, named as it named
+// them: from the same variables, with the same defaults.
+var (
+	apiRole    = cmp.Or(os.Getenv("OUTBOXD_API_ROLE"), "outboxd_api")
+	relayRole  = cmp.Or(os.Getenv("OUTBOXD_RELAY_ROLE"), "outboxd_relay")
+	workerRole = cmp.Or(os.Getenv("OUTBOXD_WORKER_ROLE"), "outboxd_worker")
+)
+
+// sqlstateInsufficientPrivilege is PostgreSQL's "permission denied".
+const sqlstateInsufficientPrivilege = "42501"
+
+// loginAs creates a login role for t alone, member of group and nothing
+// else, the way a deployment gives a process one of the NOLOGIN roles, and
+// returns dsn logging in as it. Its password is random: the test server may
+// trust loopback connections, but one that checks passwords works too.
+func loginAs(t *testing.T, dsn, group string) string {
+	t.Helper()
+	ctx := context.Background()
+	name := randomName("outboxd_test_login_")
+	password := randomHex(16)
+	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	// Roles take no bind parameters; both strings are hex made here.
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE %s",
+		pgx.Identifier{name}.Sanitize(), password, pgx.Identifier{group}.Sanitize()))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
+		require.NoError(t, err)
+		defer admin.Close(context.Background())
+		_, err = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize())
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	u.User = url.UserPassword(name, password)
+	return u.String()
+}
+
+// waitFor polls cond until it holds, and fails the test with describe's
+// account of the last state when it does not within timeout.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %s", timeout, describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// requireRefused runs stmt in a transaction that is always rolled back and
+// requires PostgreSQL to refuse it for lack of privilege.
+func requireRefused(t *testing.T, pool *pgxpool.Pool, stmt string) {
+	t.Helper()
+	errRan := errors.New("the statement ran")
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(context.Background(), stmt); err != nil {
+			return err
+		}
+		return errRan // roll back what it did
+	})
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr, "%s must be refused", stmt)
+	require.Equal(t, sqlstateInsufficientPrivilege, pgErr.Code, "%s: %s", stmt, pgErr.Message)
+}
+
+// rejectingPublisher rejects every message of one topic for good, so that
+// the relay records failures and dead-letters.
+type rejectingPublisher struct {
+	message.Publisher
+	topic string
+}
+
+var errRejected = errors.New("rejected for good by the test broker")
+
+func (p rejectingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == p.topic {
+		return errRejected
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// TestPipelineRunsUnderItsLeastPrivilegeRoles runs the API, the relay and
+// the worker each logged in as a member of its role only, through every
+// statement they make: signup with an Idempotency-Key and its replay, a 409,
+// GET of the user; the relay claiming, marking (with a retention), purging,
+// counting a broker's rejection and dead-lettering it, heartbeating as
+// leader; the worker's inbox, profile, audit record and dead letter. Any
+// missing grant would show as a failure here or as a "permission denied" in
+// the logs, which are checked to hold none.
+func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dsn := pgtest.NewDatabase(t)
+	owner := pgtest.Connect(t, dsn)
+	apiPool := pgtest.Connect(t, loginAs(t, dsn, apiRole))
+	relayPool := pgtest.Connect(t, loginAs(t, dsn, relayRole))
+	workerPool := pgtest.Connect(t, loginAs(t, dsn, workerRole))
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	defer pubsub.Close()
+	const rejectedTopic = "rejected.by.broker"
+	r, err := relay.New(relayPool, rejectingPublisher{Publisher: pubsub, topic: rejectedTopic}, relay.Config{
+		Retention:       1500 * time.Millisecond,
+		MaxAttempts:     1,
+		IsPermanent:     func(err error) bool { return errors.Is(err, errRejected) },
+		MetricsInterval: 50 * time.Millisecond,
+		Logger:          logger,
+	})
+	require.NoError(t, err)
+	w, err := worker.New(workerPool, func(context.Context, string) (message.Subscriber, error) { return pubsub, nil },
+		mail.LogMailer{Logger: logger}, worker.Config{Logger: logger})
+	require.NoError(t, err)
+	done := make(chan error, 2)
+	go func() { done <- r.Run(ctx) }()
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, <-done)
+	}()
+
+	srv, err := api.New(apiPool, api.Config{Argon2: signup.MinimalParams, SignupRateLimit: new(0),
+		Registry: prometheus.NewRegistry(), Logger: logger})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	post := func(body string, header map[string]string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/signup", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := ts.Client().Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	const body = `{"email":"least@example.com","name":"Least Privilege","password":"correct horse"}`
+	key := map[string]string{"Idempotency-Key": "roles-1"}
+	first := post(body, key)
+	require.Equal(t, http.StatusCreated, first.StatusCode)
+	replay := post(body, key)
+	require.Equal(t, http.StatusCreated, replay.StatusCode)
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, http.StatusConflict, post(`{"email":"LEAST@example.com","name":"Again","password":"correct horse"}`, nil).StatusCode)
+	location := first.Header.Get("Location")
+	get, err := ts.Client().Get(ts.URL + location)
+	require.NoError(t, err)
+	get.Body.Close()
+	require.Equal(t, http.StatusOK, get.StatusCode)
+	userID := strings.TrimPrefix(location, "/v1/users/")
+
+	// A message the broker rejects for good, and one no handler can decode.
+	tx, err := owner.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, outbox.Enqueue(ctx, tx,
+		outbox.Message{Topic: rejectedTopic, Key: "k", Payload: []byte(`{}`)},
+		outbox.Message{Topic: event.TopicUserCreated, Key: "poison", Payload: []byte(`not json`)},
+	))
+	require.NoError(t, tx.Commit(ctx))
+
+	var state string
+	waitFor(t, 30*time.Second, func() bool {
+		var outboxRows, deadOutbox, profiles, audits, inboxRows, deadLetters, leaders int
+		require.NoError(t, owner.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM outbox),
+			(SELECT count(*) FROM outbox_dead_letters),
+			(SELECT count(*) FROM profiles WHERE user_id = $1),
+			(SELECT count(*) FROM audit_log WHERE subject = $1::text),
+			(SELECT count(*) FROM inbox),
+			(SELECT count(*) FROM dead_letters),
+			(SELECT count(*) FROM relay_leader)`, userID).
+			Scan(&outboxRows, &deadOutbox, &profiles, &audits, &inboxRows, &deadLetters, &leaders))
+		state = fmt.Sprintf("outbox=%d outbox_dead_letters=%d profiles=%d audit_log=%d inbox=%d dead_letters=%d relay_leader=%d",
+			outboxRows, deadOutbox, profiles, audits, inboxRows, deadLetters, leaders)
+		// Published rows are kept for the retention, then purged.
+		return outboxRows == 0 && deadOutbox == 1 && profiles == 1 && audits == 1 && inboxRows == 3 &&
+			deadLetters == len(worker.AllHandlers) && leaders == 1
+	}, func() string { return state + "\nlogs:\n" + logs.String() })
+
+	// A message dead-lettered again by the same handler updates its row.
+	_, err = deadletter.Add(ctx, workerPool, deadletter.DeadLetter{Handler: "email", MessageID: uuid.New(), Topic: "t", Error: "first", Attempts: 1})
+	require.NoError(t, err)
+	again := deadletter.DeadLetter{Handler: "email", MessageID: uuid.New(), Topic: "t", Error: "first", Attempts: 1}
+	_, err = deadletter.Add(ctx, workerPool, again)
+	require.NoError(t, err)
+	again.Error = "second"
+	_, err = deadletter.Add(ctx, workerPool, again)
+	require.NoError(t, err)
+
+	require.NotContains(t, logs.String(), "permission denied", "no component met a missing grant")
+	require.NotContains(t, logs.String(), sqlstateInsufficientPrivilege)
+}
+
+// TestEachRoleIsRefusedWhatItDoesNotNeed proves the other half of least
+// privilege: every statement outside a role's job fails with "permission
+// denied". Each would succeed for the owner (they are valid statements on
+// existing tables), so a grant too many makes its subtest fail.
+func TestEachRoleIsRefusedWhatItDoesNotNeed(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	pools := map[string]*pgxpool.Pool{
+		apiRole:    pgtest.Connect(t, loginAs(t, dsn, apiRole)),
+		relayRole:  pgtest.Connect(t, loginAs(t, dsn, relayRole)),
+		workerRole: pgtest.Connect(t, loginAs(t, dsn, workerRole)),
+	}
+	// Statements every role is refused: other components' tables, the
+	// schema, the migrations' bookkeeping, the other roles.
+	common := []string{
+		`CREATE TABLE scratch (id int)`,
+		`SELECT * FROM goose_db_version`,
+		`UPDATE audit_log SET actor = 'x'`,
+		`DELETE FROM audit_log`,
+		`TRUNCATE audit_log`,
+		`SELECT password_hash FROM users`,
+		`UPDATE users SET name = 'x'`,
+		`DELETE FROM users`,
+		`TRUNCATE users, outbox, profiles, inbox, dead_letters, outbox_dead_letters, relay_leader, idempotency_keys`,
+		`GRANT ` + apiRole + `, ` + relayRole + `, ` + workerRole + ` TO CURRENT_USER`,
+	}
+	refused := map[string][]string{
+		apiRole: {
+			`SELECT * FROM users`, // includes password_hash
+			`SELECT id FROM outbox`,
+			`UPDATE outbox SET attempts = 0`,
+			`DELETE FROM outbox`,
+			`DELETE FROM idempotency_keys`,
+			`UPDATE idempotency_keys SET request_hash = ''`,
+			`SELECT user_id FROM profiles`,
+			`INSERT INTO profiles (user_id, display_name) VALUES (gen_random_uuid(), 'x')`,
+			`SELECT id FROM audit_log`,
+			`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
+			`INSERT INTO inbox (handler, message_id) VALUES ('h', gen_random_uuid())`,
+			`SELECT id FROM dead_letters`,
+			`SELECT id FROM outbox_dead_letters`,
+			`SELECT name FROM relay_leader`,
+		},
+		relayRole: {
+			`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+			`UPDATE outbox SET payload = ''`,
+			`UPDATE outbox SET topic = 'x', key = 'y'`,
+			`SELECT id FROM users`,
+			`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
+			`SELECT key FROM idempotency_keys`,
+			`UPDATE outbox_dead_letters SET last_error = ''`,
+			`DELETE FROM outbox_dead_letters`,
+			`DELETE FROM relay_leader`,
+			`SELECT user_id FROM profiles`,
+			`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
+			`SELECT handler FROM inbox`,
+			`SELECT id FROM dead_letters`,
+		},
+		workerRole: {
+			`UPDATE profiles SET bio = 'x'`,
+			`DELETE FROM profiles`,
+			`SELECT * FROM users`,
+			`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
+			`SELECT id FROM audit_log`,
+			`DELETE FROM inbox`,
+			`UPDATE inbox SET processed_at = now()`,
+			`DELETE FROM dead_letters`,
+			`UPDATE dead_letters SET payload = ''`,
+			`SELECT id FROM outbox`,
+			`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+			`SELECT key FROM idempotency_keys`,
+			`SELECT name FROM relay_leader`,
+			`SELECT id FROM outbox_dead_letters`,
+		},
+	}
+	for role, stmts := range refused {
+		for _, stmt := range append(stmts, common...) {
+			t.Run(role+"/"+stmt, func(t *testing.T) {
+				t.Parallel()
+				requireRefused(t, pools[role], stmt)
+			})
+		}
+	}
+}
+
+// TestNobodyChangesTheAuditLog: not the worker that writes it, not the other
+// roles, not even the owner that created it (its trigger refuses).
+func TestNobodyChangesTheAuditLog(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	owner := pgtest.Connect(t, dsn)
+	_, err := owner.Exec(context.Background(),
+		`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('user.created', 'signup', 's', now())`)
+	require.NoError(t, err)
+	pools := map[string]*pgxpool.Pool{
+		"owner":    owner,
+		apiRole:    pgtest.Connect(t, loginAs(t, dsn, apiRole)),
+		relayRole:  pgtest.Connect(t, loginAs(t, dsn, relayRole)),
+		workerRole: pgtest.Connect(t, loginAs(t, dsn, workerRole)),
+	}
+	for who, pool := range pools {
+		for _, stmt := range []string{
+			`UPDATE audit_log SET actor = 'rewritten'`,
+			`DELETE FROM audit_log`,
+			`TRUNCATE audit_log`,
+		} {
+			t.Run(who+"/"+stmt, func(t *testing.T) {
+				t.Parallel()
+				requireRefused(t, pool, stmt)
+			})
+		}
+	}
+	t.Cleanup(func() {
+		var n int
+		require.NoError(t, owner.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE actor = 'signup'`).Scan(&n))
+		require.Equal(t, 1, n, "the record is intact")
+	})
+}
+
+// TestRelayRoleSeesOtherRolesTransactions: the relay's horizon metric reads
+// pg_stat_activity, which hides other roles' transactions from a role
+// without pg_read_all_stats; the migration grants it, so a transaction the
+// API holds open is seen.
+func TestRelayRoleSeesOtherRolesTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	apiPool := pgtest.Connect(t, loginAs(t, dsn, apiRole))
+	relayPool := pgtest.Connect(t, loginAs(t, dsn, relayRole))
+
+	tx, err := apiPool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT pg_current_xact_id()`) // take an xid, as a signup does
+	require.NoError(t, err)
+	var pid int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+
+	var seen bool
+	require.NoError(t, relayPool.QueryRow(ctx,
+		`SELECT xact_start IS NOT NULL AND backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&seen))
+	require.True(t, seen, "the relay role sees the API's open transaction")
+}
+
+// TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles migrates two
+// databases of one server with role names of its own (goose's ENVSUB reads
+// them from the environment of a child outboxd), then rolls the roles
+// migration back in one database: its grants go, the roles stay for the
+// other. Rolling it back in the last database drops them.
+func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := randomName("outboxd_test_r")
+	env := map[string]string{
+		"OUTBOXD_API_ROLE":    prefix + "_api",
+		"OUTBOXD_RELAY_ROLE":  prefix + "_relay",
+		"OUTBOXD_WORKER_ROLE": prefix + "_worker",
+	}
+	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	// Registered before the databases, so it runs after they are dropped.
+	t.Cleanup(func() {
+		for _, role := range env {
+			_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+		}
+	})
+	roles := func() []string {
+		rows, err := admin.Query(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1 || '%' AND NOT rolcanlogin ORDER BY 1`, prefix)
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	canInsertUsers := func(dsn string) bool {
+		pool := pgtest.Connect(t, dsn)
+		defer pool.Close()
+		var ok bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT has_table_privilege($1, 'users', 'INSERT')`, env["OUTBOXD_API_ROLE"]).Scan(&ok))
+		return ok
+	}
+	migrate := func(dsn string, args ...string) {
+		e := map[string]string{"DATABASE_URL": dsn}
+		for k, v := range env {
+			e[k] = v
+		}
+		code, out := runOutboxd(t, e, append([]string{"migrate"}, args...)...)
+		require.Equal(t, 0, code, out)
+	}
+	// downPast rolls back until 00010 is no longer applied.
+	downPast := func(dsn string) {
+		pool := pgtest.Connect(t, dsn)
+		defer pool.Close()
+		for {
+			var applied bool
+			require.NoError(t, pool.QueryRow(ctx,
+				`SELECT EXISTS (SELECT 1 FROM goose_db_version WHERE version_id = 10 AND is_applied)`).Scan(&applied))
+			if !applied {
+				return
+			}
+			migrate(dsn, "down")
+		}
+	}
+
+	one, two := pgtest.NewEmptyDatabase(t), pgtest.NewEmptyDatabase(t)
+	migrate(one, "up")
+	migrate(two, "up")
+	require.Equal(t, []string{prefix + "_api", prefix + "_relay", prefix + "_worker"}, roles(), "NOLOGIN roles named by the environment")
+	require.True(t, canInsertUsers(one))
+	require.True(t, canInsertUsers(two))
+
+	downPast(one)
+	require.Len(t, roles(), 3, "the other database still uses the roles")
+	require.False(t, canInsertUsers(one), "this database's grants are gone")
+	require.True(t, canInsertUsers(two), "the other database's grants are intact")
+
+	downPast(two)
+	require.Empty(t, roles(), "the last database's rollback drops the roles")
+
+	migrate(one, "up")
+	require.Len(t, roles(), 3, "up again recreates them")
+	require.True(t, canInsertUsers(one))
+}
