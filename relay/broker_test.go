@@ -22,7 +22,7 @@ import (
 
 // startNATS runs a JetStream server of the test's own on a free loopback
 // port (0) or a given one, storing in dir.
-func startNATS(t *testing.T, port int, dir string) *server.Server {
+func startNATS(t testing.TB, port int, dir string) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1 // random

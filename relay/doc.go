@@ -8,10 +8,12 @@
 // after row 8 was published. A relay that walks ids would then skip row 7
 // for good, or publish it after its successor. The relay therefore claims a
 // row only when its writing transaction's id (the xid8 column) is below the
-// xmin of the current snapshot: every transaction that started before it has
-// ended, so no row that precedes it can still appear. A long transaction
-// delays publishing (the outboxd_relay_horizon_age_seconds metric shows it);
-// it never reorders or loses a message.
+// horizon: the oldest transaction of this database still in progress in the
+// current snapshot. Every transaction that got its xid before the row's has
+// ended, so no row that precedes it can still appear. Transactions of other
+// databases of the cluster are skipped, since they cannot write this outbox.
+// A long transaction delays publishing (the outboxd_relay_horizon_age_seconds
+// metric shows it); it never reorders or loses a message.
 //
 // # Why one leader
 //

@@ -166,3 +166,23 @@ func TestRelayStepsDownWhenItsLockConnectionDrops(t *testing.T) {
 	enqueue(t, pool, m)
 	require.Eventually(t, func() bool { return s.has(m.ID) }, 10*time.Second, 5*time.Millisecond)
 }
+
+// The leader refreshes its relay_leader row every few seconds.
+func TestRelayLeaderHeartbeats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	r := start(t, newRelay(t, pool, newSink(t), relay.Config{Name: "replica-a"}))
+	require.Eventually(t, r.IsLeader, 5*time.Second, time.Millisecond)
+
+	var name string
+	var since, first time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT name, since, heartbeat_at FROM relay_leader WHERE lock_key = $1`,
+		relay.LockKeyDefault).Scan(&name, &since, &first))
+	require.Equal(t, "replica-a", name)
+	require.Eventually(t, func() bool {
+		var beat, again time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT since, heartbeat_at FROM relay_leader`).Scan(&again, &beat))
+		return beat.After(first) && again.Equal(since)
+	}, 10*time.Second, 50*time.Millisecond)
+}

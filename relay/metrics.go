@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		horizonAge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "outboxd_relay_horizon_age_seconds",
-			Help: "Age of the oldest open transaction holding back the visibility horizon (it has an xid or a snapshot); 0 when none. Rows committed after it started wait for it.",
+			Help: "Age of the oldest open transaction of the outbox's database holding back the visibility horizon (it has an xid or a snapshot, or is prepared); 0 when none. Rows of transactions that got their xid after it wait for it to end.",
 		}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "outboxd_relay_leader",

@@ -51,6 +51,8 @@ func TestRelayMetrics(t *testing.T) {
 	require.Eventually(t, func() bool { return value("outboxd_relay_horizon_age_seconds", "") > 0.2 },
 		5*time.Second, 10*time.Millisecond)
 	require.NoError(t, tx.Rollback(ctx))
+	require.Eventually(t, func() bool { return value("outboxd_relay_horizon_age_seconds", "") < 0.1 },
+		5*time.Second, 10*time.Millisecond, "the horizon moves on once the transaction ends")
 
 	s.setFail(nil)
 	s.waitDistinct(t, 7, 10*time.Second)

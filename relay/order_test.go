@@ -104,3 +104,24 @@ func TestRelayKeepsOrderPerKeyUnderConcurrentWriters(t *testing.T) {
 	requireKeyOrder(t, s.all())
 	require.Len(t, s.all(), total)
 }
+
+// xids are cluster-wide, but a transaction in another database cannot write
+// this outbox: it must not hold the relay back.
+func TestRelayIgnoresTransactionsOfOtherDatabases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	other := pgtest.NewPool(t)
+	s := newSink(t)
+	start(t, newRelay(t, pool, s, relay.Config{}))
+
+	elsewhere, err := other.Begin(ctx)
+	require.NoError(t, err)
+	defer elsewhere.Rollback(ctx) //nolint:errcheck
+	_, err = elsewhere.Exec(ctx, `SELECT pg_current_xact_id()`)
+	require.NoError(t, err)
+
+	m := msgSeq("k", 1)
+	enqueue(t, pool, m)
+	require.Eventually(t, func() bool { return s.has(m.ID) }, 5*time.Second, time.Millisecond)
+}

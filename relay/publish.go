@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -159,11 +158,9 @@ func (r *Relay) publishOne(ctx context.Context, rw *row) error {
 // UUID, the payload as is, and the row's metadata plus the message id, the
 // key and the enqueue time.
 func newMessage(ctx context.Context, rw *row) (*message.Message, error) {
-	md := make(message.Metadata, 3)
-	if len(rw.metadata) > 2 { // "{}" has nothing to decode
-		if err := json.Unmarshal(rw.metadata, (*map[string]string)(&md)); err != nil {
-			return nil, fmt.Errorf("decode metadata of message %s: %w", rw.messageID, err)
-		}
+	md := make(message.Metadata, 5)
+	if err := decodeMetadata(rw.metadata, md); err != nil {
+		return nil, fmt.Errorf("message %s: %w", rw.messageID, err)
 	}
 	id := rw.messageID.String()
 	md[outbox.MetadataMessageID] = id

@@ -15,8 +15,7 @@ var ErrNotRunning = errors.New("relay: not running")
 const pendingSQL = `
 SELECT EXISTS (
 	SELECT 1 FROM outbox
-	WHERE published_at IS NULL AND next_attempt_at <= now()
-		AND xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+	WHERE published_at IS NULL AND next_attempt_at <= now() AND xid < ` + horizonSQL + `
 )`
 
 // Ready reports whether the relay is doing its job, for a readiness probe.

@@ -37,10 +37,10 @@ type Relay struct {
 }
 
 // New returns a Relay that claims rows from the outbox table of pool and
-// publishes them through pub. The pool serves the claims and the bookkeeping;
-// the leader lock and LISTEN use connections of their own, opened with the
-// pool's connection settings. New registers the metrics with
-// cfg.Registerer, if any, and fails when cfg is invalid.
+// publishes them through pub, which it never closes. The pool serves the
+// claims and the bookkeeping; the leader lock and LISTEN use connections of
+// their own, opened with the pool's connection settings. New registers the
+// metrics with cfg.Registerer, if any, and fails when cfg is invalid.
 func New(pool *pgxpool.Pool, pub message.Publisher, cfg Config) (*Relay, error) {
 	if pool == nil {
 		return nil, errors.New("relay: nil pool")
@@ -105,6 +105,9 @@ func (r *Relay) signal() {
 // settings. Its application_name tells operators what it is for.
 func (r *Relay) connect(ctx context.Context, purpose string) (*pgx.Conn, error) {
 	cfg := r.pool.Config().ConnConfig.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
 	cfg.RuntimeParams["application_name"] = "outboxd relay " + purpose
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

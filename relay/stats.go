@@ -7,18 +7,20 @@ import (
 )
 
 // statsSQL measures what the hot path does not: the backlog, its oldest row,
-// and the oldest open transaction with an xid (it holds back publishing of
-// rows committed after it started) or a snapshot (it holds back the vacuum
-// of deleted rows). The horizon is cluster-wide, so every database counts.
+// and the oldest open transaction of this database with an xid (it holds
+// back the rows committed after it got its xid, see horizonSQL) or a
+// snapshot (it holds back the vacuum of deleted rows), prepared
+// transactions included.
 const statsSQL = `
 SELECT
 	(SELECT count(*) FROM outbox WHERE published_at IS NULL),
 	coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)::float8,
-	coalesce((
-		SELECT extract(epoch FROM now() - min(xact_start))
-		FROM pg_stat_activity
-		WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
-	), 0)::float8`
+	coalesce(extract(epoch FROM now() - least(
+		(SELECT min(xact_start) FROM pg_stat_activity
+		 WHERE datname = current_database() AND pid <> pg_backend_pid()
+			AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)),
+		(SELECT min(prepared) FROM pg_prepared_xacts WHERE database = current_database())
+	)), 0)::float8`
 
 // collectStats sets the SQL-measured gauges every MetricsInterval until ctx
 // ends. Every replica collects, so any replica's /metrics shows the backlog.

@@ -24,15 +24,36 @@ type row struct {
 	attempts  int
 }
 
+// horizonSQL is the xid below which every transaction of this database has
+// ended: the current snapshot's oldest transaction still in progress, but
+// skipping those that pg_stat_activity shows in other databases, which
+// cannot write this outbox. xids are cluster-wide, so without the skip a
+// long write elsewhere in the cluster (CREATE DATABASE, a batch job) would
+// hold publishing back. pg_stat_activity is read after the snapshot is
+// taken, and a transaction it does not show (ended since, or hidden from an
+// unprivileged role) counts as this database's: the horizon can only come
+// out too low, delaying a row, never too high.
+const horizonSQL = `(
+	SELECT coalesce(
+		(SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+		 WHERE NOT EXISTS (
+			SELECT 1 FROM pg_stat_activity a
+			WHERE a.backend_xid = xid(x)
+				AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+		 )),
+		pg_snapshot_xmax(s.snap))
+	FROM (SELECT pg_current_snapshot() AS snap) AS s
+)`
+
 // claimSQL selects the next rows to publish, in id order. A row is eligible
-// once every transaction that started before its own has ended (its xid is
-// below the snapshot's xmin), so no row of a lower id can still commit after
-// it is published. A row waiting to be retried after a permanent failure
-// holds back the later rows of its key, so they cannot overtake it.
+// once every transaction that got its xid before its own has ended (its xid
+// is below the horizon), so no row of a lower id can still commit after it
+// is published. A row waiting to be retried after a permanent failure holds
+// back the later rows of its key, so they cannot overtake it.
 //
-// The snapshot's xmin is an InitPlan, computed once per statement instead of
-// once per row. No row lock is taken: only the leader claims, and a leader
-// that lost its lock mid-batch at worst publishes a message twice.
+// The horizon is an InitPlan, computed once per statement. No row lock is
+// taken: only the leader claims, and a leader that lost its lock mid-batch at
+// worst publishes a message twice.
 const claimSQL = `
 WITH held AS MATERIALIZED (
 	SELECT key, min(id) AS id
@@ -44,7 +65,7 @@ SELECT o.id, o.message_id, o.topic, o.key, o.payload, o.metadata, o.created_at, 
 FROM outbox o
 WHERE o.published_at IS NULL
 	AND o.next_attempt_at <= now()
-	AND o.xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+	AND o.xid < ` + horizonSQL + `
 	AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = o.key AND h.id < o.id)
 ORDER BY o.id
 LIMIT $1`
