@@ -36,6 +36,13 @@ type Config struct {
 	// RequestTimeout bounds the handling of one request; past it the request
 	// is answered 503. Defaults to RequestTimeoutDefault (10s).
 	RequestTimeout time.Duration
+	// TrustedProxies lists the reverse proxies in front of the API, as CIDR
+	// prefixes or single addresses. On a connection from one of them the
+	// rate limit's client is the right-most X-Forwarded-For address that is
+	// not itself a trusted proxy; on any other connection the header is
+	// ignored, so a client cannot choose the address it is limited as.
+	// Defaults to none (the header is always ignored).
+	TrustedProxies []string
 	// Argon2 are the password hashing parameters; zero fields take their
 	// defaults. Defaults to signup.DefaultParams.
 	Argon2 signup.Params
@@ -79,6 +86,9 @@ func (c Config) validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RequestTimeout must be positive, got %s", c.RequestTimeout))
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("TrustedProxies: %w", err))
 	}
 	if err := c.Argon2.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("Argon2: %w", err))

@@ -2,9 +2,7 @@ package api
 
 import (
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -101,40 +99,22 @@ func (l *clientLimiter) tracked() int {
 	return len(l.clients)
 }
 
-// middleware answers 429 with Retry-After to a client over its limit.
-func (l *clientLimiter) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if delay := l.reserve(clientAddress(r)); delay > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(delay.Seconds()))))
-			problem.Write(w, r, problem.Problem{
-				Type:   problem.TypeRateLimited,
-				Title:  "Too many signups",
-				Status: http.StatusTooManyRequests,
-				Detail: "too many signup requests from this address; retry after the number of seconds in Retry-After",
-			})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// clientAddress is the key of r's client: the host of its RemoteAddr, and
-// for IPv6 its /64, since one subscriber commonly holds a whole /64.
-// Forwarding headers are not trusted: behind a proxy, every client is the
-// proxy.
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// middleware answers 429 with Retry-After to a client over its limit; key
+// names a request's client.
+func (l *clientLimiter) middleware(key func(*http.Request) string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if delay := l.reserve(key(r)); delay > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(delay.Seconds()))))
+				problem.Write(w, r, problem.Problem{
+					Type:   problem.TypeRateLimited,
+					Title:  "Too many signups",
+					Status: http.StatusTooManyRequests,
+					Detail: "too many signup requests from this address; retry after the number of seconds in Retry-After",
+				})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap()
-	if addr.Is6() {
-		prefix, _ := addr.Prefix(64)
-		return prefix.String()
-	}
-	return addr.String()
 }

@@ -68,6 +68,7 @@ func TestClientAddress(t *testing.T) {
 	for remote, want := range tests {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
 		r.RemoteAddr = remote
-		require.Equal(t, want, clientAddress(r), remote)
+		r.Header.Set("X-Forwarded-For", "198.51.100.1")
+		require.Equal(t, want, clientAddress(r, nil), "%s: X-Forwarded-For ignored without trusted proxies", remote)
 	}
 }

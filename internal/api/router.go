@@ -60,7 +60,12 @@ func newRouter(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (http.Handle
 
 	signups := r.With()
 	if limit := *cfg.SignupRateLimit; limit > 0 {
-		signups = r.With(newClientLimiter(limit, maxTrackedClients, time.Now).middleware)
+		trusted, err := parseTrustedProxies(cfg.TrustedProxies)
+		if err != nil {
+			return nil, fmt.Errorf("api: TrustedProxies: %w", err)
+		}
+		clientKey := func(r *http.Request) string { return clientAddress(r, trusted) }
+		signups = r.With(newClientLimiter(limit, maxTrackedClients, time.Now).middleware(clientKey))
 	}
 	signups.Post(routeSignup, users.Signup)
 	r.Get(routeUser, users.GetUser)

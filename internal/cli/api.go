@@ -17,6 +17,7 @@ type APICmd struct {
 // APIFlags are the API settings shared by api and dev.
 type APIFlags struct {
 	SignupRateLimit   int           `name:"signup-rate-limit" env:"SIGNUP_RATE_LIMIT" default:"10" help:"Signups per minute per client address; 0 turns the limit off."`
+	TrustedProxies    []string      `name:"trusted-proxies" env:"TRUSTED_PROXIES" help:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; empty ignores the header."`
 	RequestTimeout    time.Duration `name:"request-timeout" env:"REQUEST_TIMEOUT" default:"10s" help:"Time limit for one request."`
 	Argon2MemoryKiB   uint32        `name:"argon2-memory-kib" env:"ARGON2_MEMORY_KIB" default:"19456" help:"argon2id memory cost in KiB."`
 	Argon2Iterations  uint32        `name:"argon2-iterations" env:"ARGON2_ITERATIONS" default:"2" help:"argon2id iterations."`
@@ -27,6 +28,7 @@ func (f APIFlags) config(g *Globals, addr string) api.Config {
 	return api.Config{
 		Addr:            addr,
 		SignupRateLimit: new(f.SignupRateLimit),
+		TrustedProxies:  f.TrustedProxies,
 		RequestTimeout:  f.RequestTimeout,
 		Argon2: signup.Params{
 			MemoryKiB:   f.Argon2MemoryKiB,
