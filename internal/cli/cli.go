@@ -43,6 +43,7 @@ type root struct {
 	Dev     DevCmd     `cmd:"" help:"Run everything in one process for development (creates and migrates the database, embedded NATS)."`
 	Status  StatusCmd  `cmd:"" help:"Show the outbox backlog, dead letters and the active relay."`
 	DLQ     DLQCmd     `cmd:"" name:"dlq" help:"List, replay or purge dead letters."`
+	Bench   BenchCmd   `cmd:"" help:"Measure outboxd against its ceilings and Watermill's forwarder."`
 }
 
 // Main runs outboxd with args and returns the process exit code: 0 on

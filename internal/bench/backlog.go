@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/relay"
+)
+
+// fillOutbox inserts n user.created rows, one key per user as the signup
+// writes them, on a freshly vacuumed table so that every drain starts alike.
+func fillOutbox(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	if _, err := pool.Exec(ctx, `TRUNCATE outbox`); err != nil {
+		return fmt.Errorf("fill outbox: %w", err)
+	}
+	_, err := pool.Exec(ctx, `
+INSERT INTO outbox (message_id, topic, key, payload, metadata)
+SELECT s.id, $2, s.id::text,
+	convert_to(format('{"user_id":"%s","email":"user%s@example.com","name":"User %s","created_at":"%s"}',
+		s.id, s.i, s.i, now()), 'UTF8'),
+	jsonb_build_object('correlation_id', gen_random_uuid()::text,
+		'traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
+FROM (SELECT gen_random_uuid() AS id, i FROM generate_series(1, $1) AS i) AS s`, n, event.TopicUserCreated)
+	if err != nil {
+		return fmt.Errorf("fill outbox: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE outbox`); err != nil {
+		return fmt.Errorf("fill outbox: %w", err)
+	}
+	return nil
+}
+
+// rawClaimSQL is the relay's claim without its per-key hold-back: the least
+// any relay that keeps commit order must ask of PostgreSQL.
+const rawClaimSQL = `
+SELECT id, message_id, topic, key, payload, metadata, created_at, attempts
+FROM outbox
+WHERE published_at IS NULL AND next_attempt_at <= now()
+	AND xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+ORDER BY id
+LIMIT $1`
+
+// rawDrain is the ceiling of a relay: claim a batch, delete it by id,
+// nothing else. It returns the rows drained.
+func rawDrain(ctx context.Context, pool *pgxpool.Pool, batch int, count *atomic.Int64) (int, error) {
+	total := 0
+	for {
+		rows, err := pool.Query(ctx, rawClaimSQL, batch)
+		if err != nil {
+			return total, fmt.Errorf("raw claim: %w", err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var (
+				id        int64
+				messageID uuid.UUID
+				topic     string
+				key       string
+				payload   []byte
+				metadata  []byte
+				createdAt time.Time
+				attempts  int
+			)
+			if err := rows.Scan(&id, &messageID, &topic, &key, &payload, &metadata, &createdAt, &attempts); err != nil {
+				rows.Close()
+				return total, fmt.Errorf("raw claim: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return total, fmt.Errorf("raw claim: %w", err)
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		if _, err := pool.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
+			return total, fmt.Errorf("raw delete: %w", err)
+		}
+		total += len(ids)
+		count.Add(int64(len(ids)))
+	}
+}
+
+// countingPublisher counts what pub published; with a nil pub it publishes
+// nowhere, the relay's no-op publisher.
+type countingPublisher struct {
+	pub message.Publisher
+	n   atomic.Int64
+	// after, when set, sees every message once published.
+	after func(*message.Message)
+}
+
+func (p *countingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.pub != nil {
+		if err := p.pub.Publish(topic, msgs...); err != nil {
+			return err
+		}
+	}
+	if p.after != nil {
+		for _, m := range msgs {
+			p.after(m)
+		}
+	}
+	p.n.Add(int64(len(msgs)))
+	return nil
+}
+
+func (p *countingPublisher) Close() error { return nil }
+
+// idleRelay is a relay kept running across drains, idle between them (its
+// poll is a minute long), so its start-up is not measured.
+type idleRelay struct {
+	r    *relay.Relay
+	stop func()
+}
+
+func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.Duration) (*idleRelay, error) {
+	r, err := relay.New(e.pool, pub, relay.Config{
+		Concurrency:  e.concurrency(0),
+		PollInterval: poll,
+		Logger:       e.cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.IsLeader() {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			return nil, fmt.Errorf("relay did not take the lead within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return &idleRelay{r: r, stop: func() { cancel(); <-done }}, nil
+}
+
+// drain wakes the relay on the filled outbox and returns once it has
+// published n rows and removed them, with the time it took.
+func (e *env) drain(ctx context.Context, published *atomic.Int64, n int) (time.Duration, error) {
+	start := time.Now()
+	if _, err := e.pool.Exec(ctx, `SELECT pg_notify($1, '')`, outbox.NotifyChannel); err != nil {
+		return 0, fmt.Errorf("wake relay: %w", err)
+	}
+	for published.Load() < int64(n) {
+		if !sleepCtx(ctx, time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+	for {
+		var left bool
+		if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox)`).Scan(&left); err != nil {
+			return 0, fmt.Errorf("check drained: %w", err)
+		}
+		if !left {
+			return time.Since(start), nil
+		}
+		if !sleepCtx(ctx, time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	// DurationDefault is how long each measured point runs.
+	DurationDefault = 5 * time.Second
+	// MessagesDefault is the backlog drained by the relay benchmark.
+	MessagesDefault = 200_000
+	// ForwarderMessagesDefault is the backlog drained by the forwarder
+	// benchmark: the forwarder moves one message per transaction, so a
+	// relay-sized backlog would take it many minutes.
+	ForwarderMessagesDefault = 20_000
+	// RateDefault is the steady rate of the latency benchmarks, in messages
+	// per second.
+	RateDefault = 500
+	// OutDirDefault is where results are written.
+	OutDirDefault = "bench-results"
+	// DatabaseURLDefault is the server on which bench databases are created.
+	DatabaseURLDefault = "postgres://postgres@localhost:5432/postgres?sslmode=disable"
+)
+
+// Config tunes a benchmark run.
+type Config struct {
+	// DatabaseURL names the PostgreSQL server to measure; a fresh database
+	// is created on it for the run and dropped after. Only its server and
+	// credentials are used. Defaults to DatabaseURLDefault.
+	DatabaseURL string
+	// BrokerURL is the NATS server to publish to; empty starts an embedded
+	// NATS JetStream server on a free loopback port. Defaults to "".
+	BrokerURL string
+	// Duration is how long each measured point (one client count, one
+	// variant) runs, and the length of a latency run. Defaults to
+	// DurationDefault (5 s).
+	Duration time.Duration
+	// Concurrency overrides each benchmark's parallelism: HTTP clients of
+	// signup (instead of 1, 16 and 64), transactions in flight of enqueue
+	// and latency, lanes of the relay. Defaults to 0, each benchmark's own.
+	Concurrency int
+	// Messages is the backlog the relay and forwarder benchmarks drain.
+	// Defaults to MessagesDefault (200,000) for relay and
+	// ForwarderMessagesDefault (20,000) for forwarder.
+	Messages int
+	// Rate is the steady rate of the latency runs, in messages per second.
+	// Defaults to RateDefault (500).
+	Rate int
+	// OutDir receives the Markdown, CSV and SVG results. Defaults to
+	// OutDirDefault ("bench-results").
+	OutDir string
+	// Out receives the result tables. Defaults to io.Discard.
+	Out io.Writer
+	// Progress receives progress lines during long runs. Defaults to
+	// io.Discard.
+	Progress io.Writer
+	// Logger receives the logs of the components under test, which should
+	// stay quiet. Defaults to a logger that drops everything below error.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.DatabaseURL = cmp.Or(c.DatabaseURL, DatabaseURLDefault)
+	c.Duration = cmp.Or(c.Duration, DurationDefault)
+	c.Rate = cmp.Or(c.Rate, RateDefault)
+	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// validate reports every out-of-range field of a defaulted config, by name.
+func (c Config) validate() error {
+	var errs []error
+	if c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: Duration must be positive, got %s", c.Duration))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("bench config: Concurrency must not be negative, got %d", c.Concurrency))
+	}
+	if c.Messages < 0 {
+		errs = append(errs, fmt.Errorf("bench config: Messages must not be negative, got %d", c.Messages))
+	}
+	if c.Rate <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: Rate must be positive, got %d", c.Rate))
+	}
+	return errors.Join(errs...)
+}

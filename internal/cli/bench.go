@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/outboxd/outboxd/internal/bench"
+)
+
+// BenchCmd measures outboxd against its ceilings and Watermill's forwarder.
+type BenchCmd struct {
+	Signup    BenchRun `cmd:"" help:"HTTP signups/s and p50/p99 at 1/16/64 clients (argon2 as configured and minimal) vs the same transaction as raw SQL."`
+	Enqueue   BenchRun `cmd:"" help:"outbox.Enqueue in a user transaction vs the user insert alone: the overhead."`
+	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog: no-op publisher vs raw claim-and-delete SQL; NATS JetStream vs raw nats.go publish loops."`
+	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate."`
+	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
+}
+
+// BenchRun runs one benchmark; its name is the subcommand's.
+type BenchRun struct {
+	Duration    time.Duration `name:"duration" default:"5s" help:"Length of each measured point and of a latency run."`
+	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
+	Messages    int           `name:"messages" default:"0" help:"Backlog to drain; 0 is 200000 for relay, 20000 for forwarder."`
+	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
+	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
+	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`
+	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
+}
+
+// Run runs the benchmark named by the subcommand on a fresh database of
+// DATABASE_URL's server, which it drops after.
+func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) error {
+	// "bench relay" runs the relay benchmark.
+	name := kctx.Selected().Name
+	_, err := bench.Run(ctx, name, bench.Config{
+		DatabaseURL: g.DatabaseURL,
+		BrokerURL:   c.BrokerURL,
+		Duration:    c.Duration,
+		Concurrency: c.Concurrency,
+		Messages:    c.Messages,
+		Rate:        c.Rate,
+		OutDir:      c.Out,
+		Out:         g.stdout,
+		Progress:    g.stderr,
+	})
+	return err
+}
