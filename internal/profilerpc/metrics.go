@@ -1,0 +1,95 @@
+package profilerpc
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a request, the label of outboxd_profile_client_requests_total.
+const (
+	outcomeFound       = "found"
+	outcomeNotFound    = "not_found"
+	outcomeTimeout     = "timeout"
+	outcomeUnavailable = "unavailable"
+	outcomeFailed      = "failed"
+	outcomeCanceled    = "canceled"
+)
+
+// clientMetrics are a Client's Prometheus metrics.
+type clientMetrics struct {
+	requests *prometheus.CounterVec
+	duration prometheus.Histogram
+	late     prometheus.Counter
+}
+
+func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
+	m := &clientMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outboxd", Subsystem: "profile_client", Name: "requests_total",
+			Help: "profile.get requests by outcome: found, not_found, timeout, unavailable, failed or canceled.",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "outboxd", Subsystem: "profile_client", Name: "request_duration_seconds",
+			Help: "Time from sending a profile.get request to its reply or timeout.",
+			// Loopback round trips take about a millisecond; the default
+			// deadline is 2 s.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5},
+		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "outboxd", Subsystem: "profile_client", Name: "late_replies_total",
+			Help: "Replies dropped because their request had already timed out (or had its reply).",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs [3]error
+	m.requests, errs[0] = register(reg, m.requests)
+	m.duration, errs[1] = register(reg, m.duration)
+	m.late, errs[2] = register(reg, m.late)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("register profile client metrics: %w", err)
+	}
+	return m, nil
+}
+
+// observe counts one request by the outcome its error says.
+func (m *clientMetrics) observe(err error, elapsed time.Duration) {
+	m.duration.Observe(elapsed.Seconds())
+	m.requests.WithLabelValues(outcome(err)).Inc()
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return outcomeFound
+	case errors.Is(err, ErrNotFound):
+		return outcomeNotFound
+	case errors.Is(err, ErrTimeout):
+		return outcomeTimeout
+	case errors.Is(err, ErrUnavailable):
+		return outcomeUnavailable
+	case errors.Is(err, ErrServiceFailed):
+		return outcomeFailed
+	}
+	return outcomeCanceled
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that two Clients on one registry share their metrics.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var already prometheus.AlreadyRegisteredError
+	if errors.As(err, &already) {
+		if existing, ok := already.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}

@@ -1,0 +1,92 @@
+package profilerpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/outboxd/outboxd/internal/broker"
+)
+
+// transport is what one side of request–reply needs of the broker: a
+// publisher and a subscriber, each on its own connection so that closing
+// the subscriber (which drains its connection on NATS) never stops replies
+// still being sent.
+type transport struct {
+	pub message.Publisher
+	sub message.Subscriber
+}
+
+// Close closes the subscriber, then the publisher.
+func (t *transport) Close() error {
+	return errors.Join(t.sub.Close(), t.pub.Close())
+}
+
+// role says which side a transport is for.
+type role int
+
+const (
+	// roleClient publishes requests and subscribes to its own reply topic
+	// alone.
+	roleClient role = iota
+	// roleServer subscribes to requests in QueueGroup, concurrency at a
+	// time, and publishes replies.
+	roleServer
+)
+
+func (r role) String() string {
+	if r == roleServer {
+		return "profile service"
+	}
+	return "profile client"
+}
+
+// newTransport connects to the broker bcfg names for one side.
+func newTransport(ctx context.Context, bcfg broker.Config, r role, concurrency int) (*transport, error) {
+	bcfg = bcfg.WithDefaults()
+	logger := watermill.NewSlogLoggerWithLevelMapping(
+		bcfg.Logger.With("component", "profilerpc.transport", "broker", string(bcfg.Kind), "role", r.String()),
+		// The transports' info lines describe their own plumbing.
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug},
+	)
+	var (
+		t   *transport
+		err error
+	)
+	switch bcfg.Kind {
+	case broker.KindNATS:
+		t, err = newNATSTransport(ctx, bcfg, r, concurrency, logger)
+	case broker.KindAMQP:
+		t, err = newAMQPTransport(bcfg, r, concurrency, logger)
+	default:
+		return nil, checkSupported(bcfg.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s over %s: %w", r, bcfg.Kind, err)
+	}
+	return t, nil
+}
+
+// requestTopicPattern is package broker's rule for topics: dot-separated
+// words that every broker carries as they are.
+var requestTopicPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
+
+// replyTopicPattern is the only form of topic the Server publishes to: the
+// prefix and a Client's random id (newReplyTopic).
+var replyTopicPattern = regexp.MustCompile(`^profile\.reply\.[0-9a-f]{32}$`)
+
+// replyTopicOf returns the reply topic a request names, or an error when it
+// names none or one that is not a Client's.
+func replyTopicOf(msg *message.Message) (string, error) {
+	topic := msg.Metadata.Get(MetadataReplyTo)
+	if !replyTopicPattern.MatchString(topic) {
+		return "", fmt.Errorf("request %s: %s %q is not a profile reply topic (%s<32 hex digits>)",
+			msg.UUID, MetadataReplyTo, topic, ReplyTopicPrefix)
+	}
+	return topic, nil
+}
