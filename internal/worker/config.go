@@ -63,6 +63,9 @@ type Config struct {
 	// HandlerTimeout bounds each attempt at a message. Defaults to
 	// HandlerTimeoutDefault (30 s).
 	HandlerTimeout time.Duration
+	// Services run in the worker's router beside the handlers, and stop
+	// with it. Defaults to none.
+	Services []Service
 	// Logger receives the worker's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer registers the worker's metrics. Defaults to none: the
@@ -106,6 +109,11 @@ func (c Config) validate() error {
 	}
 	if c.RetryMaxInterval < c.RetryInitialInterval {
 		errs = append(errs, fmt.Errorf("Config.RetryMaxInterval: %s is below RetryInitialInterval %s", c.RetryMaxInterval, c.RetryInitialInterval))
+	}
+	for i, svc := range c.Services {
+		if svc == nil {
+			errs = append(errs, fmt.Errorf("Config.Services: service %d is nil", i))
+		}
 	}
 	if c.HandlerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("Config.HandlerTimeout: must not be negative, got %s", c.HandlerTimeout))

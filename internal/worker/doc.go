@@ -29,6 +29,10 @@
 // (shutdown, or the broker's ack deadline) is never dead-lettered: it is
 // nacked and comes again.
 //
+// Config.Services run beside the handlers in the same router and stop with
+// it: the profile service answering profile.get requests
+// (internal/profilerpc) is one.
+//
 // # Sizing retries
 //
 // Retries happen in place, while the broker waits for the ack, so the whole

@@ -91,10 +91,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker router: %w", err)
 	}
 	effects := w.effects()
-	var subs []message.Subscriber
+	var (
+		subs     []message.Subscriber
+		services []Service
+	)
 	closeSubs := func() {
 		for _, s := range subs {
 			_ = s.Close()
+		}
+		for _, svc := range services {
+			if err := svc.Close(); err != nil {
+				w.logger.Warn("worker: close service", "error", err)
+			}
 		}
 	}
 	for _, name := range w.cfg.Handlers {
@@ -106,6 +114,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		subs = append(subs, sub)
 		h := router.AddConsumerHandler(name, event.TopicUserCreated, sub, w.handle(name, effects[name]))
 		h.AddMiddleware(w.middleware(name)...)
+	}
+	for _, svc := range w.cfg.Services {
+		if err := svc.AddHandlers(ctx, router); err != nil {
+			closeSubs()
+			return fmt.Errorf("worker: service: %w", err)
+		}
+		services = append(services, svc)
 	}
 
 	w.mu.Lock()
