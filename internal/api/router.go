@@ -57,6 +57,7 @@ func newRouter(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (http.Handle
 	r.Method(http.MethodGet, "/healthz", ops)
 	r.Method(http.MethodGet, "/readyz", ops)
 	r.Method(http.MethodGet, "/metrics", ops)
+	r.Get(routeOpenAPI, serveOpenAPI)
 
 	signups := r.With()
 	if limit := *cfg.SignupRateLimit; limit > 0 {
