@@ -16,8 +16,13 @@ func (r *Relay) pump(ctx context.Context) {
 	poll := time.NewTimer(r.cfg.PollInterval)
 	defer poll.Stop()
 	failures := 0
+	var next *[]row // claimed while the previous batch was publishing
 	for {
-		full, err := r.batch(ctx)
+		var (
+			more bool
+			err  error
+		)
+		next, more, err = r.batch(ctx, next)
 		if ctx.Err() != nil {
 			return
 		}
@@ -31,7 +36,7 @@ func (r *Relay) pump(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if full {
+		if more {
 			continue
 		}
 		poll.Reset(r.cfg.PollInterval)
@@ -44,26 +49,36 @@ func (r *Relay) pump(ctx context.Context) {
 	}
 }
 
-// batch claims, publishes and settles one batch. It reports whether the
-// batch was full, so more rows are likely waiting.
-func (r *Relay) batch(ctx context.Context) (full bool, err error) {
-	// A notification arriving from here on means rows the claim below may
-	// not see: keep it for the next round, drop the older ones.
-	select {
-	case <-r.wake:
-	default:
-	}
+// batch publishes and settles one batch: prefetched when not nil, claimed
+// now otherwise. When the batch is full it claims the next one while this
+// one publishes, overlapping the database's work with the broker's, and
+// returns it if every message of this one was published: the next batch
+// holds later messages of the same keys, which may go out only after these.
+// more reports whether rows are likely waiting.
+func (r *Relay) batch(ctx context.Context, prefetched *[]row) (next *[]row, more bool, err error) {
 	start := time.Now()
-	rows, err := claim(ctx, r.pool, r.cfg.BatchSize)
-	if err != nil {
-		return false, err
+	var rows []row
+	if prefetched != nil {
+		rows = *prefetched
+	} else if rows, err = r.claim(ctx, nil); err != nil {
+		return nil, false, err
 	}
 	if len(rows) == 0 {
 		r.progress.Store(time.Now().UnixNano())
-		return false, nil
+		return nil, false, nil
 	}
 
-	out := r.publishBatch(ctx, rows)
+	full := len(rows) == r.cfg.BatchSize
+	published := make(chan outcome, 1)
+	go func() { published <- r.publishBatch(ctx, rows) }()
+	var (
+		following []row
+		claimErr  error
+	)
+	if full {
+		following, claimErr = r.claim(ctx, rows)
+	}
+	out := <-published
 
 	// What was published is recorded even when ctx has ended: those
 	// messages are out, and recording them spares duplicates.
@@ -71,18 +86,42 @@ func (r *Relay) batch(ctx context.Context) (full bool, err error) {
 	defer cancel()
 	dead, err := settle(settleCtx, r.pool, out.published, out.failures, r.cfg.Retention > 0, r.cfg.MaxAttempts)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	r.metrics.published.Add(float64(len(out.published)))
 	r.metrics.permanent.Add(float64(len(out.failures)))
 	r.metrics.deadLettered.Add(float64(len(dead)))
 	r.metrics.batchDuration.Observe(time.Since(start).Seconds())
 	r.logFailures(out.failures, dead)
-	if out.transient != nil {
+	switch {
+	case out.transient != nil:
 		r.metrics.transient.Inc()
-		return false, out.transient
+		return nil, false, out.transient
+	case claimErr != nil:
+		return nil, false, claimErr
+	case !full:
+		return nil, false, nil
+	case len(out.failures) > 0 || ctx.Err() != nil:
+		// A key stopped in this batch: claim afresh, without its later rows.
+		return nil, true, nil
 	}
-	return len(rows) == r.cfg.BatchSize, nil
+	return &following, true, nil
+}
+
+// claim claims the next batch, leaving out the rows of inFlight, which are
+// being published. A notification arriving from here on may be about rows
+// this claim does not see, so it is kept for the next round, and the older
+// ones are dropped.
+func (r *Relay) claim(ctx context.Context, inFlight []row) ([]row, error) {
+	select {
+	case <-r.wake:
+	default:
+	}
+	exclude := make([]int64, len(inFlight))
+	for i := range inFlight {
+		exclude[i] = inFlight[i].id
+	}
+	return claim(ctx, r.pool, r.cfg.BatchSize, exclude)
 }
 
 // logFailures reports each permanent failure: a retry to come, or a message

@@ -49,7 +49,8 @@ const horizonSQL = `(
 // once every transaction that got its xid before its own has ended (its xid
 // is below the horizon), so no row of a lower id can still commit after it
 // is published. A row waiting to be retried after a permanent failure holds
-// back the later rows of its key, so they cannot overtake it.
+// back the later rows of its key, so they cannot overtake it. The rows of
+// the batch being published are left out.
 //
 // The horizon is an InitPlan, computed once per statement. No row lock is
 // taken: only the leader claims, and a leader that lost its lock mid-batch at
@@ -67,11 +68,14 @@ WHERE o.published_at IS NULL
 	AND o.next_attempt_at <= now()
 	AND o.xid < ` + horizonSQL + `
 	AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = o.key AND h.id < o.id)
+	AND o.id <> ALL($2::bigint[])
 ORDER BY o.id
 LIMIT $1`
 
-func claim(ctx context.Context, pool *pgxpool.Pool, limit int) ([]row, error) {
-	rows, err := pool.Query(ctx, claimSQL, limit)
+// claim returns up to limit eligible rows, leaving out the ids of exclude
+// (never nil: SQL's <> ALL(NULL) would exclude everything).
+func claim(ctx context.Context, pool *pgxpool.Pool, limit int, exclude []int64) ([]row, error) {
+	rows, err := pool.Query(ctx, claimSQL, limit, exclude)
 	if err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
 	}
