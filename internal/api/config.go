@@ -50,6 +50,10 @@ type Config struct {
 	// handler writes JSON; every line of a request carries its request_id.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// Profiles answers GET /v1/users/{id}/profile: a *profilerpc.Client
+	// asking the profile service over the broker. The rest of the API never
+	// talks to the broker. Defaults to none: the route answers 501.
+	Profiles ProfileSource
 	// Registry receives the API's metrics and is served on /metrics. Pass
 	// one to share it with other components (and add the Go and process
 	// collectors yourself if you want them). Defaults to a new registry with

@@ -19,6 +19,8 @@ import (
 const (
 	routeSignup = "/v1/signup"
 	routeUser   = "/v1/users/{id}"
+	// routeUserProfile is answered by the profile service over the broker.
+	routeUserProfile = "/v1/users/{id}/profile"
 )
 
 // newRouter assembles the API's routes and middleware.
@@ -70,6 +72,7 @@ func newRouter(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (http.Handle
 	}
 	signups.Post(routeSignup, users.Signup)
 	r.Get(routeUser, users.GetUser)
+	r.Get(routeUserProfile, profileHandler{profiles: cfg.Profiles, logger: logger}.get)
 	return r, nil
 }
 
