@@ -8,9 +8,11 @@ import (
 	"github.com/outboxd/outboxd/internal/signup"
 )
 
-// APICmd serves the signup HTTP API.
+// APICmd serves the signup HTTP API; profiles are read from the profile
+// service over the broker.
 type APICmd struct {
 	HTTPAddr string `name:"http-addr" env:"HTTP_ADDR" default:":8080" help:"API listen address."`
+	BrokerFlags
 	APIFlags
 }
 
@@ -22,6 +24,7 @@ type APIFlags struct {
 	Argon2MemoryKiB   uint32        `name:"argon2-memory-kib" env:"ARGON2_MEMORY_KIB" default:"19456" help:"argon2id memory cost in KiB."`
 	Argon2Iterations  uint32        `name:"argon2-iterations" env:"ARGON2_ITERATIONS" default:"2" help:"argon2id iterations."`
 	Argon2Parallelism uint8         `name:"argon2-parallelism" env:"ARGON2_PARALLELISM" default:"1" help:"argon2id parallelism."`
+	ProfileTimeout    time.Duration `name:"profile-request-timeout" env:"PROFILE_REQUEST_TIMEOUT" default:"2s" help:"How long GET /v1/users/{id}/profile waits for the profile service before it answers 504."`
 }
 
 func (f APIFlags) config(g *Globals, addr string) api.Config {
@@ -40,16 +43,31 @@ func (f APIFlags) config(g *Globals, addr string) api.Config {
 }
 
 // Run serves the API until ctx ends (SIGTERM, Ctrl-C), then drains in-flight
-// requests.
+// requests. The broker is needed by the profile route only: the API starts
+// and signs up while it is away.
 func (c *APICmd) Run(ctx context.Context, g *Globals) error {
 	pool, err := g.Pool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	srv, err := api.New(pool, c.config(g, c.HTTPAddr))
+	acfg := c.APIFlags.config(g, c.HTTPAddr)
+	acfg.Registry = newRegistry()
+	bcfg, err := c.BrokerFlags.config(g, acfg.Logger)
 	if err != nil {
 		return err
 	}
-	return srv.ListenAndServe(ctx)
+	profiles, err := newProfileClient(bcfg, c.ProfileTimeout, acfg.Registry, &acfg)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(pool, acfg)
+	if err != nil {
+		return err
+	}
+	run := []func(context.Context) error{srv.ListenAndServe}
+	if profiles != nil {
+		run = append(run, profiles.Run)
+	}
+	return runAll(ctx, run...)
 }

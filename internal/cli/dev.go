@@ -19,8 +19,9 @@ import (
 
 // DevCmd runs the whole system in one process for development: it creates
 // and migrates the database, starts an embedded NATS JetStream server unless
-// BROKER_URL names a broker, and runs the API, the relay and the worker with
-// a mailer that logs each welcome email.
+// BROKER_URL names a broker, and runs the API (with its profile client), the
+// relay and the worker (with the profile service) with a mailer that logs
+// each welcome email.
 type DevCmd struct {
 	HTTPAddr  string `name:"http-addr" env:"HTTP_ADDR" default:"127.0.0.1:8080" help:"API listen address."`
 	AdminAddr string `name:"admin-addr" env:"ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the relay's and worker's /metrics, /healthz and /readyz."`
@@ -81,6 +82,11 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	acfg := c.APIFlags.config(g, c.HTTPAddr)
+	acfg.Registry = newRegistry()
+	profiles, err := newProfileClient(bcfg, c.ProfileTimeout, acfg.Registry, &acfg)
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(pool, acfg)
 	if err != nil {
 		return err
@@ -103,15 +109,23 @@ Try a signup (the welcome email is printed in the log):
   curl -si %s/v1/signup -H 'Content-Type: application/json' \
     -d '{"email":"ann@example.com","name":"Ann","password":"correct horse battery"}'
 
-Ctrl-C stops everything.
-`, base, adminLn.Addr(), base)
+then read the profile the worker made, over the broker:
 
-	return runAll(ctx, r.Run, w.Run,
+  curl -si %s/v1/users/ID/profile
+
+Ctrl-C stops everything.
+`, base, adminLn.Addr(), base, base)
+
+	run := []func(context.Context) error{r.Run, w.Run,
 		func(ctx context.Context) error { return srv.Serve(ctx, apiLn) },
 		func(ctx context.Context) error {
 			return admin.ServeListener(ctx, adminLn, admin.Handler(reg, ready), logger)
 		},
-	)
+	}
+	if profiles != nil {
+		run = append(run, profiles.Run)
+	}
+	return runAll(ctx, run...)
 }
 
 // createDatabase creates the database dsn names when the server answers but

@@ -21,7 +21,8 @@ import (
 // TestDevRunsEverythingAndStopsOnSIGTERM starts `outboxd dev` as a process
 // against a database that does not exist yet: dev creates and migrates it,
 // and a signup over HTTP leads to the logged welcome email, a profile and an
-// audit row. SIGTERM then stops it with exit code 0 within 5 s.
+// audit row, and the profile is read back through GET
+// /v1/users/{id}/profile. SIGTERM then stops it with exit code 0 within 5 s.
 func TestDevRunsEverythingAndStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabaseURL(t)
@@ -90,6 +91,20 @@ func TestDevRunsEverythingAndStopsOnSIGTERM(t *testing.T) {
 			user.ID).Scan(&profiles, &audits))
 		return profiles == 1 && audits == 1
 	}, 20*time.Second, 20*time.Millisecond, "one profile and one audit row")
+
+	// The API reads the profile from the worker's profile service over the
+	// embedded NATS.
+	resp, err = http.Get("http://" + httpAddr + "/v1/users/" + user.ID + "/profile")
+	require.NoError(t, err)
+	var profile struct {
+		UserID      string `json:"user_id"`
+		DisplayName string `json:"display_name"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&profile))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, user.ID, profile.UserID)
+	require.Equal(t, "Dev <Ann>", profile.DisplayName)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

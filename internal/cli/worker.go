@@ -76,10 +76,16 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 	})
 }
 
-// newWorker builds the worker with one broker subscriber per handler.
+// newWorker builds the worker with one broker subscriber per handler, and
+// the profile service beside the profile handler.
 func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, wcfg worker.Config) (*worker.Worker, error) {
 	subscribe := func(ctx context.Context, group string) (message.Subscriber, error) {
 		return broker.NewSubscriber(ctx, bcfg, group)
 	}
+	services, err := profileServices(pool, bcfg, wcfg)
+	if err != nil {
+		return nil, err
+	}
+	wcfg.Services = append(wcfg.Services, services...)
 	return worker.New(pool, subscribe, mailer, wcfg)
 }
