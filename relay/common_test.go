@@ -66,7 +66,6 @@ type delivery struct {
 	key string
 	seq int
 	msg *message.Message
-	at  time.Time
 }
 
 // sink is a real Watermill gochannel Pub/Sub with a subscriber that records
@@ -99,7 +98,7 @@ func newSink(t testing.TB) *sink {
 			seq, _ := strconv.Atoi(msg.Metadata.Get("seq"))
 			s.mu.Lock()
 			s.deliveries = append(s.deliveries, delivery{
-				id: msg.UUID, key: msg.Metadata.Get(outbox.MetadataKey), seq: seq, msg: msg, at: time.Now(),
+				id: msg.UUID, key: msg.Metadata.Get(outbox.MetadataKey), seq: seq, msg: msg,
 			})
 			s.mu.Unlock()
 			msg.Ack()

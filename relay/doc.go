@@ -31,14 +31,16 @@
 // The leader claims up to BatchSize eligible rows in id order, publishes them
 // in Concurrency lanes split by key (one key stays in one lane, in order;
 // different keys overlap their broker round trips), then deletes the
-// published rows in one statement (or marks them, with a Retention). A key
+// published rows in one statement (or marks them, with a Retention). While a
+// full batch publishes, the next one is claimed; it is dropped unless every
+// message of the first went out, since it holds their keys' successors. A key
 // stops at its first failure in a batch so that its later messages cannot
 // overtake it. A transient failure (broker down) stops the batch and retries
 // it with capped exponential backoff and jitter, counting nothing against
 // the messages; a permanent one (IsPermanent: the broker rejects this
-// message for good) is counted, retried with backoff while the rest flows
-// on, and after MaxAttempts moved to outbox_dead_letters, from where Replay
-// puts it back. A notification (LISTEN on outbox.NotifyChannel) wakes the
+// message for good) is counted and retried with backoff, holding back only
+// the later messages of its key while the rest flows on, and after
+// MaxAttempts moved to outbox_dead_letters, from where Replay puts it back. A notification (LISTEN on outbox.NotifyChannel) wakes the
 // leader as soon as messages commit; a poll covers missed notifications.
 //
 // # Usage

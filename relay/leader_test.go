@@ -185,4 +185,19 @@ func TestRelayLeaderHeartbeats(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT since, heartbeat_at FROM relay_leader`).Scan(&again, &beat))
 		return beat.After(first) && again.Equal(since)
 	}, 10*time.Second, 50*time.Millisecond)
+
+	l, err := relay.CurrentLeader(ctx, pool, 0)
+	require.NoError(t, err)
+	require.Equal(t, "replica-a", l.Name)
+	require.True(t, l.Alive)
+	require.True(t, l.Since.Equal(since))
+
+	r.stop(t) // no heartbeat may refresh the row below
+	_, err = pool.Exec(ctx, `UPDATE relay_leader SET heartbeat_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+	l, err = relay.CurrentLeader(ctx, pool, relay.LockKeyDefault)
+	require.NoError(t, err)
+	require.False(t, l.Alive, "a stale heartbeat is not alive")
+	_, err = relay.CurrentLeader(ctx, pool, 42)
+	require.ErrorIs(t, err, relay.ErrNoLeader)
 }
