@@ -87,8 +87,10 @@ func openAPIScenarios(t *testing.T, doc *openapi3.T) []exampleScenario {
 		{id: signup(413, "too-large"), body: `{"email":"ada@example.com","name":"` + strings.Repeat("x", 70<<10) + `","password":"correct horse"}`},
 		{id: signup(422, "invalid-fields")},
 		{
-			id:     signup(422, "idempotency-key-reused"),
-			before: func(t *testing.T, b *testBundle) string { return requireCreated(t, b.signup(t, ada, map[string]string{"Idempotency-Key": "k-1"})).ID },
+			id: signup(422, "idempotency-key-reused"),
+			before: func(t *testing.T, b *testBundle) string {
+				return requireCreated(t, b.signup(t, ada, map[string]string{"Idempotency-Key": "k-1"})).ID
+			},
 			header: map[string]string{"Idempotency-Key": "k-1"},
 		},
 		{
@@ -98,9 +100,11 @@ func openAPIScenarios(t *testing.T, doc *openapi3.T) []exampleScenario {
 			body:   ada,
 		},
 		{
-			id:     signup(503, "timeout"),
-			server: func(t *testing.T) *testBundle { return setup(t, func(c *api.Config) { c.RequestTimeout = time.Nanosecond }) },
-			body:   ada,
+			id: signup(503, "timeout"),
+			server: func(t *testing.T) *testBundle {
+				return setup(t, func(c *api.Config) { c.RequestTimeout = time.Nanosecond })
+			},
+			body: ada,
 		},
 		{id: user(200, "created"), before: signUpAda, target: func(id string) string { return "/v1/users/" + id }},
 		{id: user(400, "malformed-id"), target: at("/v1/users/not-a-uuid"), invalidRequest: true},
