@@ -18,24 +18,22 @@ type series struct {
 
 // writeLatencyChart draws p50/p95/p99 of each series as horizontal bars on a
 // logarithmic axis (the forwarder's second-long polls and the relay's
-// milliseconds do not fit one linear axis) and writes it as dir/name.
-func writeLatencyChart(dir, name, title string, ss []series) error {
+// milliseconds do not fit one linear axis), with a dashed line at targetMS,
+// and writes it as dir/name.
+func writeLatencyChart(dir, name, title string, targetMS float64, ss []series) error {
 	const (
 		width, left, right = 860, 250, 40
 		barH, gap, top     = 14, 12, 60
 	)
 	colors := []string{"#4c78a8", "#f58518", "#e45756"}
 	pcts := []string{"p50", "p95", "p99"}
-	lo, hi := math.Inf(1), 0.0
+	lo, hi := targetMS, targetMS
 	for _, s := range ss {
 		for _, v := range []float64{s.lat.p50, s.lat.p95, s.lat.p99} {
 			if v > 0 {
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
 		}
-	}
-	if hi == 0 {
-		return nil
 	}
 	minExp, maxExp := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
 	if maxExp == minExp {
@@ -60,6 +58,8 @@ func writeLatencyChart(dir, name, title string, ss []series) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x(v), top-6, x(v), axisY)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s ms</text>`+"\n", x(v), axisY+16, trimFloat(v))
 	}
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333" stroke-dasharray="4 3"/>`+"\n", x(targetMS), top-6, x(targetMS), axisY)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#333">target p99 %s ms</text>`+"\n", x(targetMS)+4, top-8, trimFloat(targetMS))
 	y := top
 	for _, s := range ss {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH*3/2+4, html.EscapeString(s.label))

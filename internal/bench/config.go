@@ -15,10 +15,6 @@ const (
 	DurationDefault = 5 * time.Second
 	// MessagesDefault is the backlog drained by the relay benchmark.
 	MessagesDefault = 200_000
-	// ForwarderMessagesDefault is the backlog drained by the forwarder
-	// benchmark: the forwarder moves one message per transaction, so a
-	// relay-sized backlog would take it many minutes.
-	ForwarderMessagesDefault = 20_000
 	// RateDefault is the steady rate of the latency benchmarks, in messages
 	// per second.
 	RateDefault = 500
@@ -46,8 +42,7 @@ type Config struct {
 	// and latency, lanes of the relay. Defaults to 0, each benchmark's own.
 	Concurrency int
 	// Messages is the backlog the relay and forwarder benchmarks drain.
-	// Defaults to MessagesDefault (200,000) for relay and
-	// ForwarderMessagesDefault (20,000) for forwarder.
+	// Defaults to MessagesDefault (200,000).
 	Messages int
 	// Rate is the steady rate of the latency runs, in messages per second.
 	// Defaults to RateDefault (500).
@@ -78,7 +73,8 @@ func (c Config) WithDefaults() Config {
 		c.Progress = io.Discard
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		// Level error, so that the API's access logs are not even formatted.
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	return c
 }

@@ -44,7 +44,8 @@ func userCreated(id uuid.UUID, email string, createdAt time.Time) outbox.Message
 }
 
 // rawSignupTx is the signup transaction as raw SQL: the user insert, then
-// its outbox row, committed. It is the ceiling of the signup path.
+// its outbox row with the same statement as outbox.Enqueue (NOTIFY
+// included), committed. It is the ceiling of the signup path.
 func rawSignupTx(ctx context.Context, pool *pgxpool.Pool, worker, i int) error {
 	id, email := newUser(worker, i)
 	tx, err := pool.Begin(ctx)
@@ -58,8 +59,7 @@ func rawSignupTx(ctx context.Context, pool *pgxpool.Pool, worker, i int) error {
 	}
 	m := userCreated(id, email, createdAt)
 	md, _ := json.Marshal(m.Metadata)
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (message_id, topic, key, payload, metadata) VALUES ($1, $2, $3, $4, $5)`,
-		uuid.New(), m.Topic, m.Key, m.Payload, md); err != nil {
+	if _, err := tx.Exec(ctx, enqueueBatchSQL, uuid.New(), m.Topic, m.Key, m.Payload, md); err != nil {
 		return fmt.Errorf("insert outbox row: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -22,7 +22,7 @@ type BenchCmd struct {
 type BenchRun struct {
 	Duration    time.Duration `name:"duration" default:"5s" help:"Length of each measured point and of a latency run."`
 	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
-	Messages    int           `name:"messages" default:"0" help:"Backlog to drain; 0 is 200000 for relay, 20000 for forwarder."`
+	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain; 0 is 200000."`
 	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
 	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
 	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`

@@ -1,0 +1,153 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/bench"
+	"github.com/outboxd/outboxd/internal/cli"
+	"github.com/outboxd/outboxd/internal/pgtest"
+)
+
+// tinyConfig makes every benchmark finish in seconds: the tests prove the
+// wiring and the outputs, not the figures.
+func tinyConfig(t *testing.T) bench.Config {
+	return bench.Config{
+		DatabaseURL: pgtest.AdminURL(),
+		Duration:    300 * time.Millisecond,
+		Concurrency: 2,
+		Messages:    600,
+		Rate:        100,
+		OutDir:      t.TempDir(),
+	}
+}
+
+// TestRunEachBenchmark runs every benchmark small against the real
+// PostgreSQL and an embedded NATS, and checks its table and files.
+func TestRunEachBenchmark(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs every benchmark")
+	}
+	charts := map[string]string{"latency": "latency.svg", "forwarder": "latency-vs-forwarder.svg"}
+	for _, name := range bench.Names() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tinyConfig(t)
+			var out bytes.Buffer
+			cfg.Out = &out
+			tables, err := bench.Run(context.Background(), name, cfg)
+			require.NoError(t, err)
+			require.Len(t, tables, 1)
+			tb := tables[0]
+			require.Equal(t, name, tb.Name)
+			require.NotEmpty(t, tb.Rows)
+			for _, r := range tb.Rows {
+				// Overheads may be negative in a noisy tiny run; rates
+				// and latencies are measured, so never zero.
+				if r.Unit != "%" {
+					require.Positive(t, r.Ours, "%s: %s", name, r.Figure)
+				}
+				if r.Baseline > 0 {
+					require.Positive(t, r.Ratio(), "%s: %s", name, r.Figure)
+				}
+			}
+			require.Contains(t, out.String(), tb.Title)
+
+			md, err := os.ReadFile(filepath.Join(cfg.OutDir, name+".md"))
+			require.NoError(t, err)
+			require.Contains(t, string(md), "| figure | unit | ours |")
+			f, err := os.Open(filepath.Join(cfg.OutDir, name+".csv"))
+			require.NoError(t, err)
+			defer f.Close()
+			records, err := csv.NewReader(f).ReadAll()
+			require.NoError(t, err)
+			require.Len(t, records, len(tb.Rows)+1, "a header and one record per row")
+
+			if chart, ok := charts[name]; ok {
+				requireWellFormedSVG(t, filepath.Join(cfg.OutDir, chart))
+			}
+		})
+	}
+}
+
+// TestCommandLineRunsBenchmark runs `outboxd bench enqueue` through the
+// command line: the subcommand selects the benchmark and the flags reach it.
+func TestCommandLineRunsBenchmark(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(context.Background(), []string{"bench", "enqueue",
+		"--database-url", pgtest.AdminURL(), "--duration", "200ms", "--concurrency", "1", "--out", dir,
+	}, &stdout, &stderr)
+	require.Zero(t, code, stderr.String())
+	require.Contains(t, stdout.String(), "enqueue: signup transaction")
+	require.Contains(t, stdout.String(), "1 in flight")
+	require.NotContains(t, stdout.String(), "8 in flight", "--concurrency replaces the default counts")
+	require.Contains(t, stderr.String(), "enqueue 1 in flight", "progress goes to stderr")
+	_, err := os.Stat(filepath.Join(dir, "enqueue.csv"))
+	require.NoError(t, err)
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	_, err := bench.Run(context.Background(), "relay", bench.Config{Duration: -time.Second, Rate: -1})
+	require.ErrorContains(t, err, "Duration")
+	require.ErrorContains(t, err, "Rate")
+
+	_, err = bench.Run(context.Background(), "nope", bench.Config{})
+	require.ErrorContains(t, err, "unknown benchmark")
+}
+
+func TestRowRatioReadsAsShareOfBaseline(t *testing.T) {
+	t.Parallel()
+	require.InDelta(t, 0.5, bench.Row{Ours: 50, Baseline: 100}.Ratio(), 1e-9, "a rate at half the ceiling")
+	require.InDelta(t, 0.5, bench.Row{Ours: 40, Baseline: 20, LowerIsBetter: true}.Ratio(), 1e-9, "a latency twice the target")
+	require.Zero(t, bench.Row{Ours: 50}.Ratio(), "no baseline, no ratio")
+}
+
+func TestTableWritesAlignedText(t *testing.T) {
+	t.Parallel()
+	tb := bench.Table{Name: "x", Title: "x: demo", Baseline: "ceiling", Rows: []bench.Row{
+		{Figure: "rate", Unit: "msg/s", Ours: 1000, Baseline: 2000},
+		{Figure: "p99", Unit: "ms", Ours: 4, Baseline: 2, LowerIsBetter: true},
+	}, Notes: []string{"a note"}}
+	var b strings.Builder
+	require.NoError(t, tb.WriteText(&b))
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	require.Equal(t, "x: demo", lines[0])
+	require.Len(t, lines[1], len(lines[3]), "columns line up")
+	require.Contains(t, lines[3], "0.50")
+	require.Contains(t, lines[4], "4.00")
+	require.Contains(t, lines[5], "a note")
+}
+
+func requireWellFormedSVG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	d := xml.NewDecoder(f)
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "the chart is well-formed XML")
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	require.Greater(t, rects, 6, "bars were drawn")
+}
