@@ -45,6 +45,7 @@ func TestOutboxdProcess(t *testing.T) {
 
 // outboxdProcess is a running outboxd child with its output captured.
 type outboxdProcess struct {
+	args   []string
 	cmd    *exec.Cmd
 	output *lockedBuffer // stdout and stderr, interleaved
 	done   chan struct{}
@@ -59,7 +60,7 @@ func startOutboxd(t *testing.T, env map[string]string, args ...string) *outboxdP
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxdProcess$")
 	cmd.Env = append(childEnviron(env), envOutboxdArgs+"="+string(raw))
-	p := &outboxdProcess{cmd: cmd, output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &outboxdProcess{args: args, cmd: cmd, output: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	require.NoError(t, cmd.Start())
 	go func() {
@@ -94,7 +95,7 @@ func (p *outboxdProcess) wait(t *testing.T, timeout time.Duration) int {
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
-		t.Fatalf("outboxd %v did not exit within %s; output:\n%s", p.cmd.Args, timeout, p.output.String())
+		t.Fatalf("outboxd %s did not exit within %s; output:\n%s", strings.Join(p.args, " "), timeout, p.output.String())
 	}
 	return p.cmd.ProcessState.ExitCode()
 }
