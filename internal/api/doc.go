@@ -3,6 +3,10 @@
 // metrics, panic recovery, timeouts, body and rate limits) and the
 // operational endpoints /healthz, /readyz and /metrics.
 //
+// GET /v1/users/{id}/profile is the one route that talks to the broker: it
+// asks the worker's profile service through Config.Profiles (a
+// profilerpc.Client) and answers 504 when no reply comes in time.
+//
 // Usage:
 //
 //	srv, err := api.New(pool, api.Config{Addr: ":8080", Logger: logger})
