@@ -70,9 +70,11 @@ func New(pool *pgxpool.Pool, pub message.Publisher, cfg Config) (*Relay, error) 
 // lock; while it holds it, it publishes, and while another replica does, it
 // stands by and takes over when that one dies or loses its connection.
 // Database and broker errors are logged and retried with backoff, never
-// returned. On cancellation the batch in hand stops: what was published is
+// returned. On cancellation the batch in hand stops (Run returns once the
+// publisher gives back the message in hand): what was published is
 // recorded, the rest stays in the outbox to be published again, so no row is
-// ever marked without being published.
+// ever marked without being published. A second concurrent Run returns
+// ErrRunning.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return ErrRunning
