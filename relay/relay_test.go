@@ -123,3 +123,12 @@ func TestRelayNeverPublishesRolledBackRows(t *testing.T) {
 	require.False(t, s.has(rolledBack.ID))
 	require.Len(t, s.all(), 1)
 }
+
+func TestRelayRunsOnceAtATime(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	r := start(t, newRelay(t, pool, newSink(t), relay.Config{}))
+	require.Eventually(t, r.IsLeader, 5*time.Second, time.Millisecond)
+	require.ErrorIs(t, r.Run(context.Background()), relay.ErrRunning)
+	require.True(t, r.IsLeader(), "the refused Run disturbs nothing")
+}
