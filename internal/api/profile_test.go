@@ -25,9 +25,9 @@ import (
 	"github.com/outboxd/outboxd/internal/profilerpc"
 )
 
-// profileTimeout is the profile deadline of these tests, shorter than the
-// 2 s default to keep the timeout test short.
-const profileTimeout = time.Second
+// profileTimeout is the profile deadline of these tests: the default, so
+// that the timeout test checks the bound as deployed.
+const profileTimeout = profilerpc.TimeoutDefault
 
 func TestProfileRoute(t *testing.T) {
 	t.Parallel()

@@ -25,7 +25,7 @@ import (
 // deadline.
 func TestWorkerAnswersProfileRequests(t *testing.T) {
 	t.Parallel()
-	const timeout = time.Second
+	const timeout = profilerpc.TimeoutDefault
 	ctx := context.Background()
 	bcfg := startNATS(t)
 	pool := pgtest.NewPool(t)
