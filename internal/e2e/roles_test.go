@@ -242,7 +242,7 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NotContains(t, logs.String(), "permission denied", "no component met a missing grant")
-	require.NotContains(t, logs.String(), sqlstateInsufficientPrivilege)
+	require.NotContains(t, logs.String(), "SQLSTATE "+sqlstateInsufficientPrivilege)
 }
 
 // TestEachRoleIsRefusedWhatItDoesNotNeed proves the other half of least
