@@ -29,7 +29,7 @@ import (
 // DATABASE_URL, the relay and worker with credentials in BROKER_URL, the
 // worker authenticating to an SMTP server over STARTTLS, everything at debug
 // level. It makes them work (two signups, each to its email, profile and
-// audit row), fail (their database connections killed mid-run, an SMTP
+// audit row, and a profile read over request–reply), fail (their database connections killed mid-run, an SMTP
 // password the server refuses, a database that does not answer, a DSN that
 // does not parse), report (status, dlq list, --help) and crash (SIGQUIT
 // dumps every goroutine's stack, as an unrecovered panic does). Then it
@@ -124,6 +124,19 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		require.NoError(t, owner.QueryRow(ctx, `SELECT (SELECT count(*) FROM profiles), (SELECT count(*) FROM audit_log)`).Scan(&profiles, &audits))
 		return profiles == 2 && audits == 2
 	}, func() string { return "profiles and audit rows missing; worker output:\n" + workerProc.output.String() })
+
+	// The profile route: the API asks the worker's profile service, which
+	// reads profiles as outboxd_worker, over NATS with credentials.
+	var userID string
+	require.NoError(t, owner.QueryRow(ctx, `SELECT id::text FROM users WHERE email = 'second@example.com'`).Scan(&userID))
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/v1/users/" + userID + "/profile")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, func() string { return "no profile; api output:\n" + apiProc.output.String() + "\nworker output:\n" + workerProc.output.String() })
 
 	// A crash dump of the worker, then a worker whose SMTP password the
 	// server refuses.
