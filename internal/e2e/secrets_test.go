@@ -136,7 +136,9 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, func() string { return "no profile; api output:\n" + apiProc.output.String() + "\nworker output:\n" + workerProc.output.String() })
+	}, func() string {
+		return "no profile; api output:\n" + apiProc.output.String() + "\nworker output:\n" + workerProc.output.String()
+	})
 
 	// A crash dump of the worker, then a worker whose SMTP password the
 	// server refuses.
