@@ -403,15 +403,20 @@ func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
 		"OUTBOXD_RELAY_ROLE":  prefix + "_relay",
 		"OUTBOXD_WORKER_ROLE": prefix + "_worker",
 	}
+	// Registered before the databases, so it runs after they are dropped
+	// and nothing holds the roles any more.
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
+		require.NoError(t, err)
+		defer admin.Close(context.Background())
+		for _, role := range env {
+			_, err := admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+			require.NoError(t, err)
+		}
+	})
 	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
 	require.NoError(t, err)
 	defer admin.Close(ctx)
-	// Registered before the databases, so it runs after they are dropped.
-	t.Cleanup(func() {
-		for _, role := range env {
-			_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
-		}
-	})
 	roles := func() []string {
 		rows, err := admin.Query(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1 || '%' AND NOT rolcanlogin ORDER BY 1`, prefix)
 		require.NoError(t, err)
