@@ -390,10 +390,10 @@ func TestRelayRoleSeesOtherRolesTransactions(t *testing.T) {
 }
 
 // TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles migrates two
-// databases of one server with role names of its own (goose's ENVSUB reads
-// them from the environment of a child outboxd), then rolls the roles
-// migration back in one database: its grants go, the roles stay for the
-// other. Rolling it back in the last database drops them.
+// databases of one server at once with role names of its own (goose's
+// ENVSUB reads them from the environment of a child outboxd), then rolls the
+// roles migration back in one database: its grants go, the roles stay for
+// the other. Rolling it back in the last database drops them.
 func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -431,13 +431,16 @@ func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT has_table_privilege($1, 'users', 'INSERT')`, env["OUTBOXD_API_ROLE"]).Scan(&ok))
 		return ok
 	}
-	migrate := func(dsn string, args ...string) {
+	startMigrate := func(dsn string, args ...string) *outboxdProcess {
 		e := map[string]string{"DATABASE_URL": dsn}
 		for k, v := range env {
 			e[k] = v
 		}
-		code, out := runOutboxd(t, e, append([]string{"migrate"}, args...)...)
-		require.Equal(t, 0, code, out)
+		return startOutboxd(t, e, append([]string{"migrate"}, args...)...)
+	}
+	migrate := func(dsn string, args ...string) {
+		p := startMigrate(dsn, args...)
+		require.Equal(t, 0, p.wait(t, 60*time.Second), p.output.String())
 	}
 	// downPast rolls back until 00010 is no longer applied.
 	downPast := func(dsn string) {
@@ -454,9 +457,11 @@ func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
 		}
 	}
 
+	// Both at once: each may find the roles missing and race to create them.
 	one, two := pgtest.NewEmptyDatabase(t), pgtest.NewEmptyDatabase(t)
-	migrate(one, "up")
-	migrate(two, "up")
+	first, second := startMigrate(one, "up"), startMigrate(two, "up")
+	require.Equal(t, 0, first.wait(t, 60*time.Second), first.output.String())
+	require.Equal(t, 0, second.wait(t, 60*time.Second), second.output.String())
 	require.Equal(t, []string{prefix + "_api", prefix + "_relay", prefix + "_worker"}, roles(), "NOLOGIN roles named by the environment")
 	require.True(t, canInsertUsers(one))
 	require.True(t, canInsertUsers(two))
