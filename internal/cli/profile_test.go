@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +26,7 @@ func TestAPIStartsWithoutTheBrokerAndServesProfilesOnceItIsUp(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
 	apiAddr, relayAdmin, workerAdmin := freeAddr(t), freeAddr(t), freeAddr(t)
-	natsPort := freePort(t)
+	natsPort, releasePort := holdPort(t)
 	natsURL := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
 	brokerArgs := []string{"--database-url", dsn, "--broker", "nats", "--broker-url", natsURL}
 	stopAPI := start(t, append([]string{"api", "--http-addr", apiAddr, "--profile-request-timeout", "1s",
@@ -48,6 +50,7 @@ func TestAPIStartsWithoutTheBrokerAndServesProfilesOnceItIsUp(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	releasePort()
 	_, stopNATS, err := broker.StartEmbeddedNATSOn(ctx, t.TempDir(), natsPort)
 	require.NoError(t, err)
 	t.Cleanup(stopNATS)
@@ -81,10 +84,31 @@ func get(t *testing.T, url string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-func freePort(t *testing.T) int {
+// holdPort keeps a loopback port busy with a listener that hangs up on
+// every connection, as a host whose broker is down does, so that no other
+// test's server takes the port meanwhile; release frees it.
+func holdPort(t *testing.T) (port int, release func()) {
 	t.Helper()
-	addr := freeAddr(t)
-	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	return port
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.Close()
+		}
+	}()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			_ = ln.Close()
+			<-done
+		})
+	}
+	t.Cleanup(release)
+	return ln.Addr().(*net.TCPAddr).Port, release
 }
