@@ -2,6 +2,7 @@ package profilerpc
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -46,11 +47,30 @@ func newAMQPTransport(bcfg broker.Config, r role, concurrency int, logger waterm
 	return &transport{pub: pub, sub: sub}, nil
 }
 
+// amqpHeartbeat is how often RabbitMQ and the client check the connection;
+// amqp091's own default.
+const amqpHeartbeat = 10 * time.Second
+
+// amqpConnection dials url within connectTimeout (amqp091 waits 30 s by
+// default), so that a Client stopping while the broker is unreachable
+// stops in time.
+func amqpConnection(url string) wmamqp.ConnectionConfig {
+	return wmamqp.ConnectionConfig{
+		AmqpURI: url,
+		AmqpConfig: &amqp091.Config{
+			Heartbeat: amqpHeartbeat,
+			Locale:    "en_US",
+			Dial:      amqp091.DefaultDial(connectTimeout),
+		},
+	}
+}
+
 // amqpPublisherConfig publishes through the default exchange with the topic
 // as routing key, transient (nothing here is worth a disk write), and with
 // the request's remaining time as its expiration (amqpMarshaler).
 func amqpPublisherConfig(url string) wmamqp.Config {
 	c := wmamqp.NewNonDurableQueueConfig(url)
+	c.Connection = amqpConnection(url)
 	c.Marshaler = amqpMarshaler{wmamqp.DefaultMarshaler{NotPersistentDeliveryMode: true}}
 	c.Publish.ChannelPoolSize = amqpPublishChannels
 	return c
@@ -61,6 +81,7 @@ func amqpPublisherConfig(url string) wmamqp.Config {
 // (until they expire), one unacked message per consumer.
 func amqpRequestQueueConfig(url string) wmamqp.Config {
 	c := wmamqp.NewDurableQueueConfig(url)
+	c.Connection = amqpConnection(url)
 	c.Marshaler = amqpMarshaler{wmamqp.DefaultMarshaler{NotPersistentDeliveryMode: true}}
 	return c
 }
@@ -71,6 +92,7 @@ func amqpRequestQueueConfig(url string) wmamqp.Config {
 // watermill-amqp declares the queue again after a reconnect.
 func amqpReplyQueueConfig(url string) wmamqp.Config {
 	c := wmamqp.NewNonDurableQueueConfig(url)
+	c.Connection = amqpConnection(url)
 	c.Marshaler = amqpMarshaler{wmamqp.DefaultMarshaler{NotPersistentDeliveryMode: true}}
 	c.Queue.AutoDelete = true
 	c.Queue.Exclusive = true
