@@ -23,10 +23,10 @@
 // A request waits at most ClientConfig.Timeout (2 s by default). A reply that
 // arrives later, because the service was slow or a request sat in a queue,
 // finds nobody waiting and is dropped with a debug line and a count in
-// outboxd_profile_late_replies_total. Requests are not durable: one that no
-// service takes in time simply times out, and a service never answers one
-// whose time is up (on RabbitMQ the queue expires it; the Server bounds its
-// lookup by the time the request has left).
+// outboxd_profile_client_late_replies_total. Requests are not durable: one
+// that no service takes in time simply times out, and a service does not
+// keep working on one past its time (on RabbitMQ the queue expires it; the
+// Server bounds its lookup by the time the request has left).
 //
 // # Brokers
 //
