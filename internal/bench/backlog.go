@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxd/outboxd/internal/event"
-	"github.com/outboxd/outboxd/outbox"
 	"github.com/outboxd/outboxd/relay"
 )
 
@@ -49,13 +48,14 @@ ORDER BY id
 LIMIT $1`
 
 // rawDrain is the ceiling of a relay: claim a batch, delete it by id,
-// nothing else. It returns the rows drained.
-func rawDrain(ctx context.Context, pool *pgxpool.Pool, batch int, count *atomic.Int64) (int, error) {
+// nothing else, until n rows are gone. Rows held back by an older open
+// transaction anywhere on the server are waited for, as the relay must.
+func rawDrain(ctx context.Context, pool *pgxpool.Pool, batch, n int, count *atomic.Int64) error {
 	total := 0
-	for {
+	for total < n {
 		rows, err := pool.Query(ctx, rawClaimSQL, batch)
 		if err != nil {
-			return total, fmt.Errorf("raw claim: %w", err)
+			return fmt.Errorf("raw claim: %w", err)
 		}
 		var ids []int64
 		for rows.Next() {
@@ -71,22 +71,26 @@ func rawDrain(ctx context.Context, pool *pgxpool.Pool, batch int, count *atomic.
 			)
 			if err := rows.Scan(&id, &messageID, &topic, &key, &payload, &metadata, &createdAt, &attempts); err != nil {
 				rows.Close()
-				return total, fmt.Errorf("raw claim: %w", err)
+				return fmt.Errorf("raw claim: %w", err)
 			}
 			ids = append(ids, id)
 		}
 		if err := rows.Err(); err != nil {
-			return total, fmt.Errorf("raw claim: %w", err)
+			return fmt.Errorf("raw claim: %w", err)
 		}
 		if len(ids) == 0 {
-			return total, nil
+			if !sleepCtx(ctx, time.Millisecond) {
+				return ctx.Err()
+			}
+			continue
 		}
 		if _, err := pool.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
-			return total, fmt.Errorf("raw delete: %w", err)
+			return fmt.Errorf("raw delete: %w", err)
 		}
 		total += len(ids)
 		count.Add(int64(len(ids)))
 	}
+	return nil
 }
 
 // countingPublisher counts what pub published; with a nil pub it publishes
@@ -115,8 +119,8 @@ func (p *countingPublisher) Publish(topic string, msgs ...*message.Message) erro
 
 func (p *countingPublisher) Close() error { return nil }
 
-// idleRelay is a relay kept running across drains, idle between them (its
-// poll is a minute long), so its start-up is not measured.
+// idleRelay is a relay kept running across drains, so its start-up is not
+// measured.
 type idleRelay struct {
 	r    *relay.Relay
 	stop func()
@@ -149,28 +153,24 @@ func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.D
 	return &idleRelay{r: r, stop: func() { cancel(); <-done }}, nil
 }
 
-// drain wakes the relay on the filled outbox and returns once it has
-// published n rows and removed them, with the time it took.
-func (e *env) drain(ctx context.Context, published *atomic.Int64, n int) (time.Duration, error) {
-	start := time.Now()
-	if _, err := e.pool.Exec(ctx, `SELECT pg_notify($1, '')`, outbox.NotifyChannel); err != nil {
-		return 0, fmt.Errorf("wake relay: %w", err)
-	}
+// waitDrained returns once the relay has published n rows and removed
+// them.
+func (e *env) waitDrained(ctx context.Context, published *atomic.Int64, n int) error {
 	for published.Load() < int64(n) {
 		if !sleepCtx(ctx, time.Millisecond) {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	for {
 		var left bool
 		if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox)`).Scan(&left); err != nil {
-			return 0, fmt.Errorf("check drained: %w", err)
+			return fmt.Errorf("check drained: %w", err)
 		}
 		if !left {
-			return time.Since(start), nil
+			return nil
 		}
 		if !sleepCtx(ctx, time.Millisecond) {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
