@@ -223,7 +223,7 @@ func runForwarder(ctx context.Context, e *env) ([]Table, error) {
 		Notes: []string{
 			"both publish through the same watermill-nats publisher to the same embedded JetStream server, from the same PostgreSQL database",
 			"the forwarder runs as documented: forwarder.Publisher over a watermill-sql publisher in the transaction, forwarder.Forwarder reading with a watermill-sql subscriber at its defaults (batches of 100, a 1 s poll when idle)",
-			"the drain's forwarder time includes its start-up (at most one poll); the relay's is started before the clock",
+			"both drain clocks include the start-up: the relay's leader lock and LISTEN connection, the forwarder's subscription and first poll",
 			"ratio = ours/forwarder for rates and forwarder/ours for latencies: how many times better outboxd does",
 		},
 	}
