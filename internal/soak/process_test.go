@@ -83,6 +83,13 @@ func (p *process) restart(t *testing.T) {
 	p.start(t)
 }
 
+// pid is the process id of the current run.
+func (p *process) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
 // exited reports whether the current run has ended, and how.
 func (p *process) exited() (bool, error) {
 	p.mu.Lock()

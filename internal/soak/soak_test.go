@@ -90,7 +90,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
 
 	at(4 * time.Second)
-	relays[0].restart(t)
+	leader(t, pool, relays).restart(t)
 	at(8 * time.Second)
 	worker.restart(t)
 	at(12 * time.Second)
@@ -99,7 +99,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	_, stopNATS, err = broker.StartEmbeddedNATSOn(context.Background(), natsDir, natsPort)
 	require.NoError(t, err, "restart NATS on its port")
 	at(22 * time.Second)
-	relays[1].restart(t)
+	leader(t, pool, relays).restart(t)
 	at(26 * time.Second)
 	pgDown := window{from: time.Now()}
 	pg.stop(t)
@@ -110,7 +110,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	worker.restart(t)
 	relays[2].restart(t)
 	at(40 * time.Second)
-	relays[0].restart(t)
+	leader(t, pool, relays).restart(t)
 	at(soakLoad)
 	stopLoad()
 	<-loadDone
@@ -133,6 +133,30 @@ func TestSoakUnderFaults(t *testing.T) {
 		require.False(t, dead, "%s exited by itself: %v", p.name, err)
 	}
 	reconcile(t, pool, smtp, attempts, created)
+}
+
+// leader returns the relay process that holds the leader lock, as the
+// relay_leader table names it ("host-pid"), so that the kill forces a
+// takeover; relays[0] when no live leader is known.
+func leader(t *testing.T, pool *pgxpool.Pool, relays []*process) *process {
+	t.Helper()
+	var name string
+	err := pool.QueryRow(context.Background(),
+		`SELECT name FROM relay_leader WHERE heartbeat_at > now() - interval '10 seconds'`).Scan(&name)
+	if err == nil {
+		if i := strings.LastIndexByte(name, '-'); i >= 0 {
+			if pid, err := strconv.Atoi(name[i+1:]); err == nil {
+				for _, r := range relays {
+					if r.pid() == pid {
+						t.Logf("killing the leader, %s (pid %d)", r.name, pid)
+						return r
+					}
+				}
+			}
+		}
+	}
+	t.Logf("no live leader known (%v); killing %s", err, relays[0].name)
+	return relays[0]
 }
 
 // checkSignups requires every signup to have succeeded but those that
