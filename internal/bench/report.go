@@ -46,8 +46,9 @@ type Table struct {
 	Title string
 	// Baseline names the baseline column: "ceiling" or "forwarder".
 	Baseline string
-	Rows     []Row
-	// Notes say what limits the figures.
+	// Rows are the figures, in the order they print.
+	Rows []Row
+	// Notes say how the figures were measured and what limits them.
 	Notes []string
 }
 
