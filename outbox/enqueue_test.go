@@ -89,11 +89,11 @@ func TestEnqueueKeepsIDPayloadAndMetadata(t *testing.T) {
 	var md map[string]string
 	var xidOK bool
 	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT payload, metadata, xid < pg_snapshot_xmin(pg_current_snapshot()) FROM outbox WHERE message_id = $1`, id,
+		`SELECT payload, metadata, pg_visible_in_snapshot(xid, pg_current_snapshot()) FROM outbox WHERE message_id = $1`, id,
 	).Scan(&gotPayload, &md, &xidOK))
 	require.Equal(t, payload, gotPayload)
 	require.Equal(t, map[string]string{"x": "y"}, md)
-	require.True(t, xidOK, "a committed row's xid is below the snapshot horizon")
+	require.True(t, xidOK, "the row records the xid of the transaction that wrote it, which has committed")
 
 	var generated uuid.UUID
 	require.NoError(t, pool.QueryRow(ctx, `SELECT message_id FROM outbox WHERE topic = 'b'`).Scan(&generated))

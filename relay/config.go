@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config, used for every field left at its zero value.
@@ -109,6 +111,12 @@ type Config struct {
 	// Registerer registers the relay's Prometheus metrics. Defaults to nil:
 	// the metrics are kept but not registered.
 	Registerer prometheus.Registerer
+
+	// TracerProvider makes the "publish <topic>" span of each message, a
+	// child of the trace context stored in the row's "traceparent" metadata.
+	// Defaults to otel.GetTracerProvider(), which records nothing until an
+	// application installs a provider.
+	TracerProvider trace.TracerProvider
 }
 
 // ErrPermanent marks a publish error as the broker rejecting the message for
@@ -134,6 +142,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c
 }

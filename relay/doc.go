@@ -61,6 +61,11 @@
 // enqueue time (outbox.MetadataEnqueuedAt) added to the metadata written
 // with them. Delivery is at least once: consumers deduplicate by message id.
 //
+// Each publish is an OpenTelemetry producer span named "publish <topic>",
+// the child of the W3C "traceparent" stored in the row's metadata; the
+// message carries the span's own traceparent on, so a consumer's span
+// continues the writer's trace (see Config.TracerProvider).
+//
 // The relay needs the outbox, outbox_dead_letters and relay_leader tables of
 // this module's migrations.
 package relay

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/outboxd/outboxd/outbox"
 )
@@ -148,8 +149,13 @@ func (r *Relay) publishOne(ctx context.Context, rw *row) error {
 		// A row whose metadata does not decode can never be published.
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
+	span := r.startPublishSpan(ctx, msg, rw.topic)
+	defer span.End()
 	if err := r.pub.Publish(rw.topic, msg); err != nil {
-		return fmt.Errorf("publish message %s to %s: %w", rw.messageID, rw.topic, err)
+		err = fmt.Errorf("publish message %s to %s: %w", rw.messageID, rw.topic, err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return err
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrRunning is returned by Run when the Relay is already running.
@@ -24,6 +25,7 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	tracer  trace.Tracer
 
 	// wake carries a pending "rows may have committed" signal to the pump.
 	wake chan struct{}
@@ -62,6 +64,7 @@ func New(pool *pgxpool.Pool, pub message.Publisher, cfg Config) (*Relay, error) 
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "relay", "replica", cfg.Name),
 		metrics: m,
+		tracer:  cfg.TracerProvider.Tracer(tracerName),
 		wake:    make(chan struct{}, 1),
 	}, nil
 }
