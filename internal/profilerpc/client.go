@@ -176,7 +176,7 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	// The subscription outlives ctx: requests in flight when ctx ends still
 	// get their replies.
 	subCtx, stopReplies := context.WithCancel(context.WithoutCancel(ctx))
-	replies, err := t.sub.Subscribe(subCtx, c.replyTopic)
+	replies, err := t.subscribe(subCtx, c.replyTopic)
 	if err != nil {
 		stopReplies()
 		_ = t.Close()

@@ -38,7 +38,7 @@ func (e *RawEnd) Publish(topic string, msgs ...*message.Message) error {
 // Subscribe subscribes to topic: as the services share requests on the
 // server side, as a Client's own reply queue on the client side.
 func (e *RawEnd) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	return e.t.sub.Subscribe(ctx, topic)
+	return e.t.subscribe(ctx, topic)
 }
 
 // Close disconnects.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -20,6 +21,32 @@ import (
 type transport struct {
 	pub message.Publisher
 	sub message.Subscriber
+	// flush, when set, returns once the broker has registered every
+	// subscription made so far. Core NATS sends SUB asynchronously on the
+	// subscriber's connection, so without it a reply published from another
+	// connection right after Subscribe may find no subscriber and vanish.
+	flush func(context.Context) error
+}
+
+// flushTimeout bounds the wait for the broker to confirm a subscription.
+const flushTimeout = 10 * time.Second
+
+// subscribe subscribes to topic and returns once the broker routes the
+// topic's messages to the subscription.
+func (t *transport) subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	msgs, err := t.sub.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if t.flush != nil {
+		// ctx is the subscription's lifetime, often without a deadline.
+		flushCtx, cancel := context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+		if err := t.flush(flushCtx); err != nil {
+			return nil, fmt.Errorf("wait for the broker to register the subscription: %w", err)
+		}
+	}
+	return msgs, nil
 }
 
 // Close closes the subscriber, then the publisher.

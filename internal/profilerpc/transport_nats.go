@@ -65,7 +65,7 @@ func newNATSTransport(ctx context.Context, bcfg broker.Config, r role, concurren
 		_ = pub.Close()
 		return nil, fmt.Errorf("watermill subscriber: %w", err)
 	}
-	return &transport{pub: pub, sub: sub}, nil
+	return &transport{pub: pub, sub: sub, flush: subConn.FlushWithContext}, nil
 }
 
 func connectNATS(ctx context.Context, bcfg broker.Config, name string) (*nats.Conn, error) {
