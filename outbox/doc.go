@@ -20,6 +20,10 @@
 //	})
 //	err = tx.Commit(ctx) // the message becomes visible to relays now
 //
+// EnqueueBatch queues the same write on the caller's pgx.Batch instead, so
+// the message travels with the business change in one round trip; a batch
+// sent outside a transaction commits as one implicit transaction.
+//
 // The package knows nothing about what the messages say; it needs only the
 // outbox table created by this module's migrations.
 package outbox

@@ -16,10 +16,25 @@ const NotifyChannel = "outbox_enqueued"
 // ErrNoTopic is returned by Enqueue for a message without a topic.
 var ErrNoTopic = errors.New("outbox: message has no topic")
 
-// enqueueSQL inserts every message and notifies relays in one statement, so
-// a call costs one round trip whatever the number of messages. The
-// notification is delivered at commit and dropped on rollback.
-const enqueueSQL = `
+// notifySQL ends both insert statements: it notifies relays once the insert
+// ran, in the same statement, so a call costs one statement whatever the
+// number of messages. The notification is delivered at commit and dropped on
+// rollback.
+const notifySQL = `
+SELECT pg_notify('` + NotifyChannel + `', '') FROM (SELECT count(*) FROM inserted) AS n`
+
+// enqueueOneSQL writes a single message: a plain VALUES insert, the common
+// case and the cheapest statement for it.
+const enqueueOneSQL = `
+WITH inserted AS (
+	INSERT INTO outbox (message_id, topic, key, payload, metadata)
+	VALUES ($1, $2, $3, $4, $5)
+	RETURNING 1
+)` + notifySQL
+
+// enqueueManySQL writes any number of messages from five arrays, in the
+// order given.
+const enqueueManySQL = `
 WITH inserted AS (
 	INSERT INTO outbox (message_id, topic, key, payload, metadata)
 	SELECT m.id, m.topic, m.key, m.payload, m.metadata
@@ -27,8 +42,7 @@ WITH inserted AS (
 		WITH ORDINALITY AS m(id, topic, key, payload, metadata, n)
 	ORDER BY m.n
 	RETURNING 1
-)
-SELECT pg_notify('` + NotifyChannel + `', '') FROM (SELECT count(*) FROM inserted) AS n`
+)` + notifySQL
 
 // Enqueue writes msgs into the outbox inside tx, in one round trip. The
 // messages are not published until tx commits, and they are gone if it rolls
@@ -41,6 +55,48 @@ func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	sql, args, err := enqueueStatement(msgs)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("enqueue %d outbox messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// EnqueueBatch queues on b the statement that writes msgs into the outbox,
+// so that it travels in the same round trip as the caller's own statements
+// queued on b: the outbox then adds no round trip to the transaction.
+//
+// Send b inside a transaction (tx.SendBatch), or on a pool or connection
+// outside one (pool.SendBatch): PostgreSQL runs a batch sent outside a
+// transaction as one implicit transaction, so the messages commit with the
+// batch's other statements or not at all, and the whole transaction is one
+// round trip. Either way the statement's error, if any, is returned by the
+// batch results (BatchResults.Close); EnqueueBatch itself returns only the
+// errors of msgs (ErrNoTopic). Ordering and wake-ups are as with Enqueue.
+func EnqueueBatch(b *pgx.Batch, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	sql, args, err := enqueueStatement(msgs)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...)
+	return nil
+}
+
+// enqueueStatement returns the statement writing msgs and its arguments.
+func enqueueStatement(msgs []Message) (string, []any, error) {
+	if len(msgs) == 1 {
+		id, topic, key, payload, metadata, err := columns(0, msgs[0])
+		if err != nil {
+			return "", nil, err
+		}
+		return enqueueOneSQL, []any{id, topic, key, payload, metadata}, nil
+	}
 	var (
 		ids      = make([]uuid.UUID, len(msgs))
 		topics   = make([]string, len(msgs))
@@ -49,34 +105,36 @@ func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 		metadata = make([][]byte, len(msgs))
 	)
 	for i, m := range msgs {
-		if m.Topic == "" {
-			return fmt.Errorf("enqueue message %d: %w", i, ErrNoTopic)
+		var err error
+		ids[i], topics[i], keys[i], payloads[i], metadata[i], err = columns(i, m)
+		if err != nil {
+			return "", nil, err
 		}
-		ids[i] = m.ID
-		if m.ID == uuid.Nil {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return fmt.Errorf("enqueue message %d: new id: %w", i, err)
-			}
-			ids[i] = id
-		}
-		topics[i], keys[i] = m.Topic, m.Key
-		payloads[i] = m.Payload
-		if payloads[i] == nil {
-			payloads[i] = []byte{}
-		}
-		md := []byte("{}")
-		if len(m.Metadata) > 0 {
-			b, err := json.Marshal(m.Metadata)
-			if err != nil {
-				return fmt.Errorf("enqueue message %d: encode metadata: %w", i, err)
-			}
-			md = b
-		}
-		metadata[i] = md
 	}
-	if _, err := tx.Exec(ctx, enqueueSQL, ids, topics, keys, payloads, metadata); err != nil {
-		return fmt.Errorf("enqueue %d outbox messages: %w", len(msgs), err)
+	return enqueueManySQL, []any{ids, topics, keys, payloads, metadata}, nil
+}
+
+// columns returns the column values of m, the i-th message of a call, with
+// its defaults filled in.
+func columns(i int, m Message) (id uuid.UUID, topic, key string, payload, metadata []byte, err error) {
+	if m.Topic == "" {
+		return id, "", "", nil, nil, fmt.Errorf("enqueue message %d: %w", i, ErrNoTopic)
 	}
-	return nil
+	id = m.ID
+	if id == uuid.Nil {
+		if id, err = uuid.NewV7(); err != nil {
+			return id, "", "", nil, nil, fmt.Errorf("enqueue message %d: new id: %w", i, err)
+		}
+	}
+	payload = m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	metadata = []byte("{}")
+	if len(m.Metadata) > 0 {
+		if metadata, err = json.Marshal(m.Metadata); err != nil {
+			return id, "", "", nil, nil, fmt.Errorf("enqueue message %d: encode metadata: %w", i, err)
+		}
+	}
+	return id, m.Topic, m.Key, payload, metadata, nil
 }

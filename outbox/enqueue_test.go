@@ -70,35 +70,61 @@ func TestEnqueueThousandMessagesInOneRoundTrip(t *testing.T) {
 	require.Equal(t, 1000, i)
 }
 
+// TestEnqueueKeepsIDPayloadAndMetadata covers both statements: one message
+// (VALUES) and several (unnest).
 func TestEnqueueKeepsIDPayloadAndMetadata(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	id := uuid.New()
-	payload := []byte{0, 1, 2, 0xff} // not JSON: bytes travel as they are
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d messages", n), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := pgtest.NewPool(t)
+			id := uuid.New()
+			payload := []byte{0, 1, 2, 0xff} // not JSON: bytes travel as they are
+			msgs := []outbox.Message{{ID: id, Topic: "a", Key: "k", Payload: payload, Metadata: map[string]string{"x": "y"}}}
+			for len(msgs) < n {
+				msgs = append(msgs, outbox.Message{Topic: "b"})
+			}
 
-	tx, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx,
-		outbox.Message{ID: id, Topic: "a", Key: "k", Payload: payload, Metadata: map[string]string{"x": "y"}},
-		outbox.Message{Topic: "b"},
-	))
-	require.NoError(t, tx.Commit(ctx))
+			tx, err := pool.Begin(ctx)
+			require.NoError(t, err)
+			require.NoError(t, outbox.Enqueue(ctx, tx, msgs...))
+			require.NoError(t, tx.Commit(ctx))
+			requireStored(t, pool, id, payload, map[string]string{"x": "y"})
+			requireGeneratedIDs(t, pool, n-1)
+		})
+	}
+}
 
+// requireStored checks the committed row of message id.
+func requireStored(t *testing.T, pool *pgxpool.Pool, id uuid.UUID, payload []byte, metadata map[string]string) {
+	t.Helper()
 	var gotPayload []byte
 	var md map[string]string
 	var xidOK bool
-	require.NoError(t, pool.QueryRow(ctx,
+	require.NoError(t, pool.QueryRow(context.Background(),
 		`SELECT payload, metadata, pg_visible_in_snapshot(xid, pg_current_snapshot()) FROM outbox WHERE message_id = $1`, id,
 	).Scan(&gotPayload, &md, &xidOK))
 	require.Equal(t, payload, gotPayload)
-	require.Equal(t, map[string]string{"x": "y"}, md)
+	require.Equal(t, metadata, md)
 	require.True(t, xidOK, "the row records the xid of the transaction that wrote it, which has committed")
+}
 
-	var generated uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `SELECT message_id FROM outbox WHERE topic = 'b'`).Scan(&generated))
-	require.NotEqual(t, uuid.Nil, generated)
-	require.Equal(t, uuid.Version(7), generated.Version())
+// requireGeneratedIDs checks that the n messages of topic "b", enqueued
+// without an id, got distinct UUIDv7s.
+func requireGeneratedIDs(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT message_id FROM outbox WHERE topic = 'b'`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	require.NoError(t, err)
+	require.Len(t, ids, n)
+	seen := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		require.Equal(t, uuid.Version(7), id.Version())
+		require.False(t, seen[id], "ids are distinct")
+		seen[id] = true
+	}
 }
 
 func TestEnqueueRejectsMessageWithoutTopic(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxd/outboxd/internal/pgtest"
@@ -66,4 +67,39 @@ func ExampleEnqueue() {
 	}
 	fmt.Println(topic, key)
 	// Output: order.placed order-42
+}
+
+// Queue a message behind the business change on one pgx.Batch: sent outside
+// a transaction, the batch is one implicit transaction and one round trip.
+func ExampleEnqueueBatch() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)`,
+		"0190a4c8-0000-7000-8000-000000000001", "ada@example.com", "Ada", "argon2id-hash")
+	err = outbox.EnqueueBatch(b, outbox.Message{
+		Topic:   "user.created",
+		Key:     "0190a4c8-0000-7000-8000-000000000001",
+		Payload: []byte(`{"user_id":"0190a4c8-0000-7000-8000-000000000001"}`),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Both rows commit together, or neither does.
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	var topic string
+	err = pool.QueryRow(ctx, `SELECT topic FROM outbox WHERE key = '0190a4c8-0000-7000-8000-000000000001'`).Scan(&topic)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(topic)
+	// Output: user.created
 }

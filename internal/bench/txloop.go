@@ -21,7 +21,15 @@ import (
 const fakeHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0123456789abcdef0123456789abcdef0123456789abcdef0123"
 
 // insertUserSQL is the signup's user insert (internal/signup).
-const insertUserSQL = `INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) RETURNING created_at`
+const insertUserSQL = `INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+
+// rawEnqueueSQL is the statement outbox.EnqueueBatch queues for one message,
+// written out: the insert and the NOTIFY that wakes relays.
+const rawEnqueueSQL = `
+WITH inserted AS (
+	INSERT INTO outbox (message_id, topic, key, payload, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING 1
+)
+SELECT pg_notify('` + outbox.NotifyChannel + `', '') FROM (SELECT count(*) FROM inserted) AS n`
 
 // newUser returns the values of a distinct user: an id and a unique email.
 func newUser(worker, i int) (uuid.UUID, string) {
@@ -43,27 +51,22 @@ func userCreated(id uuid.UUID, email string, createdAt time.Time) outbox.Message
 	}
 }
 
-// rawSignupTx is the signup transaction as raw SQL: the user insert, then
-// its outbox row with the same statement as outbox.Enqueue (NOTIFY
-// included), committed. It is the ceiling of the signup path.
+// rawSignupTx is the signup transaction as raw SQL, sent the way the
+// handler sends it: the user insert and its outbox row (NOTIFY included) in
+// one batch, one implicit transaction. It is the ceiling of the signup path.
 func rawSignupTx(ctx context.Context, pool *pgxpool.Pool, worker, i int) error {
 	id, email := newUser(worker, i)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var createdAt time.Time
-	if err := tx.QueryRow(ctx, insertUserSQL, id, email, "Bench User", fakeHash).Scan(&createdAt); err != nil {
-		return fmt.Errorf("insert user: %w", err)
-	}
+	createdAt := time.Now().UTC()
 	m := userCreated(id, email, createdAt)
-	md, _ := json.Marshal(m.Metadata)
-	if _, err := tx.Exec(ctx, enqueueBatchSQL, uuid.New(), m.Topic, m.Key, m.Payload, md); err != nil {
-		return fmt.Errorf("insert outbox row: %w", err)
+	args, err := plainOutboxArgs(m)
+	if err != nil {
+		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	b := &pgx.Batch{}
+	b.Queue(insertUserSQL, id, email, "Bench User", fakeHash, createdAt)
+	b.Queue(rawEnqueueSQL, args...)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert user and outbox row: %w", err)
 	}
 	return nil
 }

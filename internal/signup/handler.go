@@ -139,22 +139,14 @@ func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(resp.body)
 }
 
-// create runs the signup transaction. With a key, it claims the key first;
-// when another request with the same key committed meanwhile, it returns
-// that request's stored response and replayed = true, and creates nothing.
+// create runs the signup transaction: the user, its user.created message
+// and, with a key, the stored response, in one batch. Without a key the
+// batch is the whole transaction, one round trip. With a key, it claims the
+// key first; when another request with the same key committed meanwhile, it
+// returns that request's stored response and replayed = true, and creates
+// nothing.
 func (h *Handler) create(ctx context.Context, in Input, passwordHash string, trace Trace, key string, reqHash []byte) (resp *storedResponse, replayed bool, err error) {
-	tx, err := h.pool.Begin(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("begin signup: %w", err)
-	}
-	defer rollback(ctx, tx)
-	if key != "" {
-		stored, err := claimKeyTx(ctx, tx, key, reqHash)
-		if err != nil || stored != nil {
-			return stored, stored != nil, err
-		}
-	}
-	user, err := CreateUserTx(ctx, tx, in, passwordHash, trace)
+	user, err := newUser(in)
 	if err != nil {
 		return nil, false, err
 	}
@@ -162,11 +154,30 @@ func (h *Handler) create(ctx context.Context, in Input, passwordHash string, tra
 	if err != nil {
 		return nil, false, err
 	}
-	if key != "" {
-		resp.requestHash = reqHash
-		if err := saveResponseTx(ctx, tx, key, resp); err != nil {
-			return nil, false, err
+	b := &pgx.Batch{}
+	if err := queueCreateUser(b, user, passwordHash, trace); err != nil {
+		return nil, false, err
+	}
+	if key == "" {
+		if err := h.pool.SendBatch(ctx, b).Close(); err != nil {
+			return nil, false, createUserError(err)
 		}
+		return resp, false, nil
+	}
+
+	tx, err := h.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("begin signup: %w", err)
+	}
+	defer rollback(ctx, tx)
+	stored, err := claimKeyTx(ctx, tx, key, reqHash)
+	if err != nil || stored != nil {
+		return stored, stored != nil, err
+	}
+	resp.requestHash = reqHash
+	queueSaveResponse(b, key, resp)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, false, createUserError(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, fmt.Errorf("commit signup: %w", err)

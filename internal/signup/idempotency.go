@@ -108,13 +108,9 @@ func claimKeyTx(ctx context.Context, tx pgx.Tx, key string, hash []byte) (*store
 	return stored, nil
 }
 
-// saveResponseTx records the response to the request that claimed key in tx.
-func saveResponseTx(ctx context.Context, tx pgx.Tx, key string, resp *storedResponse) error {
-	_, err := tx.Exec(ctx,
-		`UPDATE idempotency_keys SET status = $2, response_body = $3, headers = $4 WHERE key = $1`,
+// queueSaveResponse queues on b the recording of resp, the response to the
+// request that claimed key.
+func queueSaveResponse(b *pgx.Batch, key string, resp *storedResponse) {
+	b.Queue(`UPDATE idempotency_keys SET status = $2, response_body = $3, headers = $4 WHERE key = $1`,
 		key, resp.status, resp.body, resp.headers)
-	if err != nil {
-		return fmt.Errorf("save idempotent response: %w", err)
-	}
-	return nil
 }

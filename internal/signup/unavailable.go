@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -20,7 +21,7 @@ const retryAfterUnavailable = "2"
 func databaseUnavailable(err error) bool {
 	var (
 		connectErr *pgconn.ConnectError
-		pgErr      *pgconn.PgError
+		pgErr      interface{ SQLState() string } // *pgconn.PgError or redacted
 		netErr     net.Error
 	)
 	switch {
@@ -31,7 +32,8 @@ func databaseUnavailable(err error) bool {
 	case errors.As(err, &pgErr):
 		// Class 08: connection exception; 57P01..57P03: admin or crash
 		// shutdown, server starting up.
-		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		code := pgErr.SQLState()
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 	}
 	// A connection that died earlier in the request: the statement was
 	// never sent, or the connection is known closed.

@@ -41,45 +41,25 @@ type Trace struct {
 	Traceparent string
 }
 
-// CreateUserTx inserts the user described by in, with passwordHash, and
-// enqueues its user.created message in tx. Neither is visible until tx
-// commits, and both are gone if it rolls back. An email already registered
-// is ErrEmailTaken.
-func CreateUserTx(ctx context.Context, tx pgx.Tx, in Input, passwordHash string, trace Trace) (User, error) {
-	user, err := insertUserTx(ctx, tx, in, passwordHash)
-	if err != nil {
-		return User{}, err
-	}
-	if err := enqueueUserCreatedTx(ctx, tx, user, trace); err != nil {
-		return User{}, err
-	}
-	return user, nil
-}
-
-func insertUserTx(ctx context.Context, tx pgx.Tx, in Input, passwordHash string) (User, error) {
+// newUser is the user described by in, with a new id and creation time.
+func newUser(in Input) (User, error) {
 	// UUIDv7 ids are time-ordered, so inserts append to the primary key
 	// index instead of landing on random pages.
 	id, err := uuid.NewV7()
 	if err != nil {
 		return User{}, fmt.Errorf("new user id: %w", err)
 	}
-	user := User{ID: id, Email: in.Email, Name: in.Name}
-	err = tx.QueryRow(ctx,
-		`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) RETURNING created_at`,
-		id, in.Email, in.Name, passwordHash,
-	).Scan(&user.CreatedAt)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == emailIndex {
-			return User{}, ErrEmailTaken
-		}
-		return User{}, fmt.Errorf("insert user: %w", redact(err))
-	}
-	user.CreatedAt = user.CreatedAt.UTC()
-	return user, nil
+	// PostgreSQL keeps microseconds: the response and the event show the
+	// time the row holds.
+	createdAt := time.Now().UTC().Truncate(time.Microsecond)
+	return User{ID: id, Email: in.Email, Name: in.Name, CreatedAt: createdAt}, nil
 }
 
-func enqueueUserCreatedTx(ctx context.Context, tx pgx.Tx, user User, trace Trace) error {
+// queueCreateUser queues on b the insert of user, with passwordHash, and of
+// its user.created message. Sent outside a transaction, b is one implicit
+// transaction and one round trip: both rows commit, or neither. The batch's
+// error goes through createUserError.
+func queueCreateUser(b *pgx.Batch, user User, passwordHash string, trace Trace) error {
 	payload, err := json.Marshal(event.UserCreated{
 		UserID:    user.ID,
 		Email:     user.Email,
@@ -96,7 +76,8 @@ func enqueueUserCreatedTx(ctx context.Context, tx pgx.Tx, user User, trace Trace
 	if trace.Traceparent != "" {
 		metadata[outbox.MetadataTraceparent] = trace.Traceparent
 	}
-	err = outbox.Enqueue(ctx, tx, outbox.Message{
+	queueInsertUser(b, user, passwordHash)
+	err = outbox.EnqueueBatch(b, outbox.Message{
 		Topic:    event.TopicUserCreated,
 		Key:      user.ID.String(),
 		Payload:  payload,
@@ -106,6 +87,23 @@ func enqueueUserCreatedTx(ctx context.Context, tx pgx.Tx, user User, trace Trace
 		return fmt.Errorf("enqueue %s: %w", event.TopicUserCreated, err)
 	}
 	return nil
+}
+
+// queueInsertUser queues on b the insert of user's row alone.
+func queueInsertUser(b *pgx.Batch, user User, passwordHash string) {
+	b.Queue(`INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		user.ID, user.Email, user.Name, passwordHash, user.CreatedAt)
+}
+
+// createUserError is the error of a batch holding queueCreateUser:
+// ErrEmailTaken for an email already registered, otherwise err without the
+// row data PostgreSQL may quote.
+func createUserError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == emailIndex {
+		return ErrEmailTaken
+	}
+	return fmt.Errorf("insert user and its %s message: %w", event.TopicUserCreated, redact(err))
 }
 
 // querier is what GetUser needs of a pool, a connection or a transaction.
@@ -130,7 +128,8 @@ func GetUser(ctx context.Context, db querier, id uuid.UUID) (User, error) {
 
 // redact drops the detail of a PostgreSQL error: for a constraint violation
 // on users it reads "Failing row contains (…)", which includes the password
-// hash, and errors end up in logs.
+// hash, and errors end up in logs. The SQLSTATE stays, so callers still
+// tell what happened.
 func redact(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -149,3 +148,6 @@ func (e *redactedPgError) Error() string {
 	}
 	return fmt.Sprintf("%s (SQLSTATE %s)", e.message, e.code)
 }
+
+// SQLState returns the error's SQLSTATE code, like pgconn.PgError's.
+func (e *redactedPgError) SQLState() string { return e.code }

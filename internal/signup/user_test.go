@@ -31,6 +31,9 @@ func TestRedactDropsTheFailingRowOfAPostgresError(t *testing.T) {
 	}
 	require.Contains(t, err.Error(), "SQLSTATE 23514")
 	require.Contains(t, err.Error(), "users_name_check")
+	var coded interface{ SQLState() string }
+	require.ErrorAs(t, err, &coded, "the code survives for classification")
+	require.Equal(t, "23514", coded.SQLState())
 
 	plain := errors.New("not from PostgreSQL")
 	require.Same(t, plain, redact(plain))
