@@ -25,6 +25,7 @@ type APIFlags struct {
 	Argon2Iterations  uint32        `name:"argon2-iterations" env:"ARGON2_ITERATIONS" default:"2" help:"argon2id iterations."`
 	Argon2Parallelism uint8         `name:"argon2-parallelism" env:"ARGON2_PARALLELISM" default:"1" help:"argon2id parallelism."`
 	ProfileTimeout    time.Duration `name:"profile-request-timeout" env:"PROFILE_REQUEST_TIMEOUT" default:"2s" help:"How long GET /v1/users/{id}/profile waits for the profile service before it answers 504."`
+	IdempotencyKeyTTL time.Duration `name:"idempotency-key-ttl" env:"IDEMPOTENCY_KEY_TTL" default:"24h" help:"How long an Idempotency-Key's response is kept for replay before the key is pruned; 0 keeps keys forever, otherwise at least 1h."`
 }
 
 func (f APIFlags) config(g *Globals, addr string) api.Config {
@@ -61,6 +62,7 @@ func (c *APICmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	pruneKeys := keyPruner(acfg.Logger, pool, c.IdempotencyKeyTTL)
 	srv, err := api.New(pool, acfg)
 	if err != nil {
 		return err
@@ -69,5 +71,5 @@ func (c *APICmd) Run(ctx context.Context, g *Globals) error {
 	if profiles != nil {
 		run = append(run, profiles.Run)
 	}
-	return runAll(ctx, run...)
+	return runAll(ctx, appendIf(run, pruneKeys)...)
 }

@@ -87,6 +87,8 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	pruneKeys := keyPruner(logger, pool, c.IdempotencyKeyTTL)
+	pruneInbox := inboxPruner(logger, pool, c.InboxRetention)
 	srv, err := api.New(pool, acfg)
 	if err != nil {
 		return err
@@ -125,7 +127,7 @@ Ctrl-C stops everything.
 	if profiles != nil {
 		run = append(run, profiles.Run)
 	}
-	return runAll(ctx, run...)
+	return runAll(ctx, appendIf(appendIf(run, pruneKeys), pruneInbox)...)
 }
 
 // createDatabase creates the database dsn names when the server answers but

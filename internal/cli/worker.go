@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,6 +31,8 @@ type WorkerCmd struct {
 type WorkerFlags struct {
 	Handlers   []string `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit)."`
 	MaxRetries int      `name:"max-retries" env:"WORKER_MAX_RETRIES" default:"5" help:"Retries of a failing message before it is dead-lettered."`
+	// The default outlives a week-long broker outage's redeliveries.
+	InboxRetention time.Duration `name:"inbox-retention" env:"INBOX_RETENTION" default:"168h" help:"How long handlers remember a processed message (keep it longer than the broker may redeliver one); 0 keeps rows forever, otherwise at least 1h."`
 }
 
 func (f WorkerFlags) config(logger *slog.Logger) worker.Config {
@@ -67,13 +70,14 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 	reg := newRegistry()
 	wcfg := c.WorkerFlags.config(logger)
 	wcfg.Registerer = reg
+	pruneInbox := inboxPruner(logger, pool, c.InboxRetention)
 	w, err := newWorker(pool, bcfg, mailer, wcfg)
 	if err != nil {
 		return err
 	}
-	return runAll(ctx, w.Run, func(ctx context.Context) error {
+	return runAll(ctx, appendIf([]func(context.Context) error{w.Run, func(ctx context.Context) error {
 		return admin.Serve(ctx, c.AdminAddr, admin.Handler(reg, w.Ready), logger)
-	})
+	}}, pruneInbox)...)
 }
 
 // newWorker builds the worker with one broker subscriber per handler, and

@@ -34,6 +34,7 @@ import (
 	"github.com/outboxd/outboxd/internal/signup"
 	"github.com/outboxd/outboxd/internal/worker"
 	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/outbox/inbox"
 	"github.com/outboxd/outboxd/relay"
 )
 
@@ -241,6 +242,12 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	_, err = deadletter.Add(ctx, workerPool, again)
 	require.NoError(t, err)
 
+	// Each prunes its own table through the migrations' functions.
+	_, err = signup.PruneIdempotencyKeys(ctx, apiPool, 24*time.Hour)
+	require.NoError(t, err)
+	_, err = inbox.Prune(ctx, workerPool, 24*time.Hour)
+	require.NoError(t, err)
+
 	require.NotContains(t, logs.String(), "permission denied", "no component met a missing grant")
 	require.NotContains(t, logs.String(), "SQLSTATE "+sqlstateInsufficientPrivilege)
 }
@@ -279,6 +286,7 @@ func TestEachRoleIsRefusedWhatItDoesNotNeed(t *testing.T) {
 			`DELETE FROM outbox`,
 			`DELETE FROM idempotency_keys`,
 			`UPDATE idempotency_keys SET request_hash = ''`,
+			`SELECT prune_inbox('1 day')`,
 			`SELECT user_id FROM profiles`,
 			`INSERT INTO profiles (user_id, display_name) VALUES (gen_random_uuid(), 'x')`,
 			`SELECT id FROM audit_log`,
@@ -302,6 +310,8 @@ func TestEachRoleIsRefusedWhatItDoesNotNeed(t *testing.T) {
 			`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
 			`SELECT handler FROM inbox`,
 			`SELECT id FROM dead_letters`,
+			`SELECT prune_idempotency_keys('1 day')`,
+			`SELECT prune_inbox('1 day')`,
 		},
 		workerRole: {
 			`UPDATE profiles SET bio = 'x'`,
@@ -318,6 +328,7 @@ func TestEachRoleIsRefusedWhatItDoesNotNeed(t *testing.T) {
 			`SELECT key FROM idempotency_keys`,
 			`SELECT name FROM relay_leader`,
 			`SELECT id FROM outbox_dead_letters`,
+			`SELECT prune_idempotency_keys('1 day')`,
 		},
 	}
 	for role, stmts := range refused {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -113,4 +114,24 @@ func claimKeyTx(ctx context.Context, tx pgx.Tx, key string, hash []byte) (*store
 func queueSaveResponse(b *pgx.Batch, key string, resp *storedResponse) {
 	b.Queue(`UPDATE idempotency_keys SET status = $2, response_body = $3, headers = $4 WHERE key = $1`,
 		key, resp.status, resp.body, resp.headers)
+}
+
+// MinKeyTTL is the shortest IDEMPOTENCY_KEY_TTL: a client retrying a signup
+// within the hour always gets the first response.
+const MinKeyTTL = time.Hour
+
+// PruneIdempotencyKeys deletes the idempotency keys stored more than ttl ago
+// (at least MinKeyTTL) and returns how many it deleted: a request retried
+// with such a key later is a new request. It runs the
+// prune_idempotency_keys function of the migrations, which the API role may
+// execute although it may not DELETE from idempotency_keys.
+func PruneIdempotencyKeys(ctx context.Context, db querier, ttl time.Duration) (int64, error) {
+	if ttl < MinKeyTTL {
+		return 0, fmt.Errorf("prune idempotency keys: ttl %s is below the minimum %s", ttl, MinKeyTTL)
+	}
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT prune_idempotency_keys($1)`, ttl).Scan(&n); err != nil {
+		return 0, fmt.Errorf("prune idempotency keys older than %s: %w", ttl, err)
+	}
+	return n, nil
 }

@@ -112,15 +112,25 @@ func Record(ctx context.Context, db DB, handler string, messageID uuid.UUID) err
 	return err
 }
 
-// Prune deletes the inbox rows recorded before cutoff and returns how many
-// it deleted. A message redelivered after its row is pruned is processed
-// again, so keep rows longer than the broker may hold a message.
-func Prune(ctx context.Context, db DB, cutoff time.Time) (int64, error) {
-	tag, err := db.Exec(ctx, `DELETE FROM inbox WHERE processed_at < $1`, cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("inbox: prune rows before %s: %w", cutoff.Format(time.RFC3339), err)
+// MinPruneAge is the youngest age Prune accepts: rows younger than this
+// stay whatever the caller asks.
+const MinPruneAge = time.Hour
+
+// Prune deletes the inbox rows recorded more than olderThan ago (at least
+// MinPruneAge) and returns how many it deleted. A message redelivered after
+// its row is pruned is processed again, so keep rows longer than the broker
+// may redeliver a message. It runs the prune_inbox function of this
+// module's migrations, which the worker role may execute although it may
+// not DELETE from inbox.
+func Prune(ctx context.Context, db DB, olderThan time.Duration) (int64, error) {
+	if olderThan < MinPruneAge {
+		return 0, fmt.Errorf("inbox: prune: age %s is below the minimum %s", olderThan, MinPruneAge)
 	}
-	return tag.RowsAffected(), nil
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT prune_inbox($1)`, olderThan).Scan(&n); err != nil {
+		return 0, fmt.Errorf("inbox: prune rows older than %s: %w", olderThan, err)
+	}
+	return n, nil
 }
 
 // insert records the message and reports whether this call did: false means

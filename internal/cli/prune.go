@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxd/outboxd/internal/prune"
+	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/outbox/inbox"
+)
+
+// checkKeep validates a retention setting: 0 (keep forever) or at least
+// minimum. Its error names the variable, so start-up fails with one line.
+func checkKeep(env string, d, minimum time.Duration) error {
+	if d != 0 && d < minimum {
+		return fmt.Errorf("%s=%s: must be 0 (keep forever) or at least %s", env, d, minimum)
+	}
+	return nil
+}
+
+// pruner returns the loop that keeps table bounded by deleting rows older
+// than olderThan; nil when olderThan is 0 (keep everything).
+func pruner(logger *slog.Logger, table string, olderThan time.Duration,
+	del func(ctx context.Context, olderThan time.Duration) (int64, error),
+) func(context.Context) error {
+	if olderThan == 0 {
+		return nil
+	}
+	t := prune.Task{Table: table, OlderThan: olderThan, Delete: del}
+	return func(ctx context.Context) error { return prune.Run(ctx, logger, t) }
+}
+
+// keyPruner prunes expired idempotency keys: the API's.
+func keyPruner(logger *slog.Logger, pool *pgxpool.Pool, ttl time.Duration) func(context.Context) error {
+	return pruner(logger, "idempotency_keys", ttl,
+		func(ctx context.Context, d time.Duration) (int64, error) { return signup.PruneIdempotencyKeys(ctx, pool, d) })
+}
+
+// inboxPruner prunes old inbox rows: the worker's.
+func inboxPruner(logger *slog.Logger, pool *pgxpool.Pool, retention time.Duration) func(context.Context) error {
+	return pruner(logger, "inbox", retention,
+		func(ctx context.Context, d time.Duration) (int64, error) { return inbox.Prune(ctx, pool, d) })
+}
+
+func (f APIFlags) validate() error {
+	return checkKeep("IDEMPOTENCY_KEY_TTL", f.IdempotencyKeyTTL, signup.MinKeyTTL)
+}
+
+func (f WorkerFlags) validate() error {
+	return checkKeep("INBOX_RETENTION", f.InboxRetention, inbox.MinPruneAge)
+}
+
+// Validate is called by kong after parsing: bad settings fail before
+// anything connects.
+func (c *APICmd) Validate() error { return c.APIFlags.validate() }
+
+// Validate is called by kong after parsing.
+func (c *WorkerCmd) Validate() error { return c.WorkerFlags.validate() }
+
+// Validate is called by kong after parsing.
+func (c *DevCmd) Validate() error { return errors.Join(c.APIFlags.validate(), c.WorkerFlags.validate()) }
+
+// appendIf appends fn to fns unless it is nil.
+func appendIf(fns []func(context.Context) error, fn func(context.Context) error) []func(context.Context) error {
+	if fn == nil {
+		return fns
+	}
+	return append(fns, fn)
+}
