@@ -38,7 +38,9 @@ func pruner(logger *slog.Logger, table string, olderThan time.Duration,
 // keyPruner prunes expired idempotency keys: the API's.
 func keyPruner(logger *slog.Logger, pool *pgxpool.Pool, ttl time.Duration) func(context.Context) error {
 	return pruner(logger, "idempotency_keys", ttl,
-		func(ctx context.Context, d time.Duration) (int64, error) { return signup.PruneIdempotencyKeys(ctx, pool, d) })
+		func(ctx context.Context, d time.Duration) (int64, error) {
+			return signup.PruneIdempotencyKeys(ctx, pool, d)
+		})
 }
 
 // inboxPruner prunes old inbox rows: the worker's.
@@ -63,7 +65,9 @@ func (c *APICmd) Validate() error { return c.APIFlags.validate() }
 func (c *WorkerCmd) Validate() error { return c.WorkerFlags.validate() }
 
 // Validate is called by kong after parsing.
-func (c *DevCmd) Validate() error { return errors.Join(c.APIFlags.validate(), c.WorkerFlags.validate()) }
+func (c *DevCmd) Validate() error {
+	return errors.Join(c.APIFlags.validate(), c.WorkerFlags.validate())
+}
 
 // appendIf appends fn to fns unless it is nil.
 func appendIf(fns []func(context.Context) error, fn func(context.Context) error) []func(context.Context) error {
