@@ -32,7 +32,7 @@ func runSignup(ctx context.Context, e *env) ([]Table, error) {
 		Baseline: "ceiling",
 		Notes: []string{
 			fmt.Sprintf("%s per point; clients send their next request when the last is answered; tables truncated before each point", e.cfg.Duration),
-			"the API runs in the bench process (loopback HTTP, keep-alive), its HTTP clients too; the ceiling issues the same statements (user insert, outbox insert with NOTIFY) but skips HTTP, JSON, validation and hashing, and inserts a hash-sized string",
+			"the API runs in the bench process (loopback HTTP, keep-alive), its HTTP clients too; the ceiling sends the same batch (user insert, outbox insert with NOTIFY: one implicit transaction, one round trip) but skips HTTP, JSON, validation and hashing, and inserts a hash-sized string",
 			fmt.Sprintf("API and ceiling share one pool of %d connections; 64 clients queue for them", poolMaxConns),
 			fmt.Sprintf("configured argon2id is the default cost (m=%d KiB, t=%d, p=%d), hashed at most GOMAXPROCS at a time; minimal is m=%d KiB, t=%d",
 				signup.DefaultParams.MemoryKiB, signup.DefaultParams.Iterations, signup.DefaultParams.Parallelism,
