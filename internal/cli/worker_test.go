@@ -82,24 +82,24 @@ func TestDLQListReplayPurge(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// TestRetentionBelowTheMinimumFailsAtStartUp: a retention that would prune
-// rows still needed fails in one line naming the variable, before anything
-// connects.
-func TestRetentionBelowTheMinimumFailsAtStartUp(t *testing.T) {
+// TestBadSettingsFailAtStartUp: a retention that would prune rows still
+// needed, or a profile timeout the request's own timeout would cut short,
+// fails in one line naming the variable, before anything connects.
+func TestBadSettingsFailAtStartUp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		args []string
-		env  string
+		want string
 	}{
-		{[]string{"api", "--idempotency-key-ttl", "30m"}, "IDEMPOTENCY_KEY_TTL"},
-		{[]string{"worker", "--handlers", "profile", "--inbox-retention", "10m"}, "INBOX_RETENTION"},
-		{[]string{"dev", "--inbox-retention", "1s"}, "INBOX_RETENTION"},
+		{[]string{"api", "--idempotency-key-ttl", "30m"}, "IDEMPOTENCY_KEY_TTL=30m0s: must be 0 (keep forever) or at least 1h0m0s"},
+		{[]string{"worker", "--handlers", "profile", "--inbox-retention", "10m"}, "INBOX_RETENTION=10m0s: must be 0 (keep forever) or at least 1h0m0s"},
+		{[]string{"dev", "--inbox-retention", "1s"}, "INBOX_RETENTION=1s"},
+		{[]string{"api", "--profile-request-timeout", "10s", "--request-timeout", "5s"}, "PROFILE_REQUEST_TIMEOUT=10s must be shorter than REQUEST_TIMEOUT=5s"},
 	} {
 		code, _, errOut := run(context.Background(), append(tc.args, "--database-url", "postgres://nobody@127.0.0.1:1/none")...)
 		require.Equal(t, 2, code, "%v: %s", tc.args, errOut)
 		require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line: %q", errOut)
-		require.Contains(t, errOut, tc.env)
-		require.Contains(t, errOut, "at least 1h0m0s")
+		require.Contains(t, errOut, tc.want)
 		require.NotContains(t, errOut, "127.0.0.1:1", "fails before connecting anywhere")
 	}
 }

@@ -50,7 +50,12 @@ func inboxPruner(logger *slog.Logger, pool *pgxpool.Pool, retention time.Duratio
 }
 
 func (f APIFlags) validate() error {
-	return checkKeep("IDEMPOTENCY_KEY_TTL", f.IdempotencyKeyTTL, signup.MinKeyTTL)
+	var timeouts error
+	if f.ProfileTimeout >= f.RequestTimeout {
+		// The request would end first: a 503 instead of the profile's 504.
+		timeouts = fmt.Errorf("PROFILE_REQUEST_TIMEOUT=%s must be shorter than REQUEST_TIMEOUT=%s", f.ProfileTimeout, f.RequestTimeout)
+	}
+	return errors.Join(timeouts, checkKeep("IDEMPOTENCY_KEY_TTL", f.IdempotencyKeyTTL, signup.MinKeyTTL))
 }
 
 func (f WorkerFlags) validate() error {
