@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +20,7 @@ import (
 	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/problem"
 	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +32,7 @@ type testBundle struct {
 	url      string
 	client   *http.Client
 	pool     *pgxpool.Pool
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	registry *prometheus.Registry
 }
 
@@ -41,7 +41,7 @@ type testBundle struct {
 func setup(t testing.TB, configure ...func(*api.Config)) *testBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := api.Config{
 		SignupRateLimit: new(0),
 		Argon2:          signup.MinimalParams,
@@ -140,37 +140,4 @@ func requireProblem(t testing.TB, r response, status int, path string) problem.P
 	require.NotEmpty(t, p.Title)
 	require.Equal(t, path, p.Instance)
 	return p
-}
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines decodes every JSON log line.
-func (b *syncBuffer) lines(t testing.TB) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), "log line %q", line)
-		out = append(out, m)
-	}
-	return out
 }

@@ -39,7 +39,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	require.Contains(t, logs, "no_mallory", "the failure itself is logged")
 
 	var sawAccess, sawError bool
-	for _, line := range b.logs.lines(t) {
+	for _, line := range b.logs.Records(t, "") {
 		switch line["msg"] {
 		case "http request":
 			if line["request_id"] == "req-ok" {

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -16,30 +15,13 @@ import (
 	"github.com/outboxd/outboxd/internal/cli"
 	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/status"
+	"github.com/outboxd/outboxd/internal/testlog"
 	"github.com/outboxd/outboxd/outbox"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run runs outboxd with args and returns its exit code, stdout and stderr.
 func run(ctx context.Context, args ...string) (int, string, string) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	code := cli.Main(ctx, args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
@@ -49,9 +31,9 @@ func run(ctx context.Context, args ...string) (int, string, string) {
 func start(t *testing.T, args ...string) (stop func() (int, string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testlog.Buffer
 	done := make(chan int, 1)
-	go func() { done <- cli.Main(ctx, args, &syncBuffer{}, &stderr) }()
+	go func() { done <- cli.Main(ctx, args, &testlog.Buffer{}, &stderr) }()
 	var once sync.Once
 	var code int
 	stop = func() (int, string) {

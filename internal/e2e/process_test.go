@@ -1,14 +1,12 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/cli"
+	"github.com/outboxd/outboxd/internal/testlog"
 )
 
 // envOutboxdArgs makes TestOutboxdProcess run outboxd with these
@@ -47,7 +46,7 @@ func TestOutboxdProcess(t *testing.T) {
 type outboxdProcess struct {
 	args   []string
 	cmd    *exec.Cmd
-	output *lockedBuffer // stdout and stderr, interleaved
+	output *testlog.Buffer // stdout and stderr, interleaved
 	done   chan struct{}
 	err    error // of Wait, once done is closed
 }
@@ -60,7 +59,7 @@ func startOutboxd(t *testing.T, env map[string]string, args ...string) *outboxdP
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxdProcess$")
 	cmd.Env = append(childEnviron(env), envOutboxdArgs+"="+string(raw))
-	p := &outboxdProcess{args: args, cmd: cmd, output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &outboxdProcess{args: args, cmd: cmd, output: &testlog.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	require.NoError(t, cmd.Start())
 	go func() {
@@ -126,22 +125,4 @@ func childEnviron(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

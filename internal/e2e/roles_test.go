@@ -32,6 +32,7 @@ import (
 	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/internal/testlog"
 	"github.com/outboxd/outboxd/internal/worker"
 	"github.com/outboxd/outboxd/outbox"
 	"github.com/outboxd/outboxd/outbox/inbox"
@@ -146,7 +147,7 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	apiPool := pgtest.Connect(t, loginAs(t, dsn, apiRole))
 	relayPool := pgtest.Connect(t, loginAs(t, dsn, relayRole))
 	workerPool := pgtest.Connect(t, loginAs(t, dsn, workerRole))
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})

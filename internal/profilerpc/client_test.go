@@ -140,7 +140,7 @@ func testLateReply(t *testing.T, bc brokerCase) {
 	requireSameProfile(t, p, r.p)
 
 	require.Equal(t, float64(1), counterValue(t, reg, "outboxd_profile_client_late_replies_total"))
-	b.logs.requireNoErrorLogs(t)
+	requireNoErrorLogs(t, b.logs)
 }
 
 // testForeignReplyTopic sends the service a request whose reply_to is an
@@ -172,7 +172,7 @@ func testForeignReplyTopic(t *testing.T, bc brokerCase) {
 		t.Fatalf("the service published to %s: %s", victimTopic, msg.Payload)
 	default:
 	}
-	require.Len(t, b.logs.records(t, "no valid reply topic"), 1)
+	require.Len(t, b.logs.Records(t, "no valid reply topic"), 1)
 }
 
 // testFailedLookup answers a request with the database's error: the Client
@@ -188,7 +188,7 @@ func testFailedLookup(t *testing.T, bc brokerCase) {
 	_, err = c.Profile(context.Background(), uuid.New())
 	require.ErrorIs(t, err, profilerpc.ErrServiceFailed)
 	require.Less(t, time.Since(began), 5*time.Second, "answered, not timed out")
-	require.Len(t, b.logs.records(t, "profile lookup failed"), 1)
+	require.Len(t, b.logs.Records(t, "profile lookup failed"), 1)
 }
 
 // TestRequestsExpireInTheRabbitMQQueue checks that a request nobody takes
@@ -239,7 +239,7 @@ func TestClientConnectsOnceTheBrokerIsUp(t *testing.T) {
 	require.Less(t, time.Since(began), profilerpc.TimeoutDefault/2, "fails fast while not connected, without waiting for a reply")
 	require.Error(t, c.Ready(context.Background()))
 	require.Eventually(t, func() bool {
-		return len(b.logs.records(t, "cannot reach the broker")) > 0
+		return len(b.logs.Records(t, "cannot reach the broker")) > 0
 	}, 10*time.Second, 10*time.Millisecond, "the failed attempt is logged")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,15 +1,12 @@
 package profilerpc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +22,7 @@ import (
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/profilerpc"
+	"github.com/outboxd/outboxd/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -83,12 +81,12 @@ type testBundle struct {
 	pool  *pgxpool.Pool
 	bcfg  broker.Config
 	topic string
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 }
 
 func setup(t testing.TB, bc brokerCase) *testBundle {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b := &testBundle{
 		pool:  pgtest.NewPool(t),
@@ -237,46 +235,10 @@ func requireSameProfile(t testing.TB, want, got profilerpc.Profile) {
 	require.Equal(t, want, got)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// records decodes the JSON log lines whose msg contains substr ("" for
-// all).
-func (b *syncBuffer) records(t testing.TB, substr string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var rec map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &rec), "log line %q", line)
-		if msg, _ := rec["msg"].(string); strings.Contains(msg, substr) {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // requireNoErrorLogs fails t if anything was logged at error level.
-func (b *syncBuffer) requireNoErrorLogs(t testing.TB) {
+func requireNoErrorLogs(t testing.TB, b *testlog.Buffer) {
 	t.Helper()
-	for _, rec := range b.records(t, "") {
+	for _, rec := range b.Records(t, "") {
 		require.NotEqual(t, "ERROR", rec["level"], "error logged: %v", rec)
 	}
 }

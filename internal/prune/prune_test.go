@@ -1,7 +1,6 @@
 package prune
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/testlog"
 )
 
 func TestInterval(t *testing.T) {
@@ -40,7 +41,7 @@ func TestRunPrunesAtOnceThenOnSchedule(t *testing.T) {
 		}
 		return 3, nil
 	}}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, slog.New(slog.NewTextHandler(&logs, nil)), task, time.Millisecond) }()
@@ -63,21 +64,4 @@ func TestRunPrunesAtOnceThenOnSchedule(t *testing.T) {
 	require.Equal(t, 2*time.Hour, calls[0])
 	require.Contains(t, logs.String(), "pruned old rows")
 	require.Contains(t, logs.String(), "database away", "a failed pass is logged")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/testlog"
 )
 
 // process is one outboxd process (the test binary re-executed as outboxd)
@@ -23,19 +24,19 @@ type process struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan error
-	logs *logBuffer
+	logs *testlog.Buffer
 	runs int
 }
 
 // startProcess starts outboxd with args and env, and kills it when t ends.
 func startProcess(t *testing.T, name string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, args: args, env: env, logs: &logBuffer{}}
+	p := &process{name: name, args: args, env: env, logs: &testlog.Buffer{}}
 	p.start(t)
 	t.Cleanup(func() {
 		p.kill(t)
 		if t.Failed() {
-			t.Logf("%s logs (last 8 KiB):\n%s", p.name, p.logs.tail(8<<10))
+			t.Logf("%s logs (last 8 KiB):\n%s", p.name, tail(p.logs, 8<<10))
 		}
 	})
 	return p
@@ -104,25 +105,8 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// logBuffer collects a process's output across its runs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) tail(n int) string {
+// tail is the last n bytes of l.
+func tail(l *testlog.Buffer, n int) string {
 	s := l.String()
 	if len(s) > n {
 		return s[len(s)-n:]

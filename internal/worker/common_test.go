@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/mail/mailtest"
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/testlog"
 	"github.com/outboxd/outboxd/internal/worker"
 	"github.com/outboxd/outboxd/outbox"
 )
@@ -52,7 +52,7 @@ type testBundle struct {
 	smtp   *mailtest.Server
 	pubsub *gochannel.GoChannel
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	worker *worker.Worker
 }
 
@@ -71,7 +71,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		smtp:   mailtest.NewServer(t, opts.smtp),
 		pubsub: gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, nil),
 		reg:    prometheus.NewRegistry(),
-		logs:   &syncBuffer{},
+		logs:   &testlog.Buffer{},
 	}
 	t.Cleanup(func() { _ = b.pubsub.Close() })
 	mailer := opts.mailer
@@ -236,22 +236,4 @@ func metric(t *testing.T, reg *prometheus.Registry, name, handler string) float6
 		}
 	}
 	return 0
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/mail/mailtest"
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/testlog"
 	"github.com/outboxd/outboxd/internal/worker"
 )
 
@@ -79,13 +80,13 @@ func runChild(ctx context.Context, logger *slog.Logger) error {
 // child is a worker process started from the test binary.
 type child struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testlog.Buffer
 	done chan error
 }
 
 func startChild(t *testing.T, dsn, natsURL, smtpAddr string) *child {
 	t.Helper()
-	c := &child{logs: &syncBuffer{}, done: make(chan error, 1)}
+	c := &child{logs: &testlog.Buffer{}, done: make(chan error, 1)}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	c.cmd.Env = append(os.Environ(),
 		envChild+"=worker", envChildDSN+"="+dsn, envChildNATS+"="+natsURL, envChildSMTP+"="+smtpAddr)
