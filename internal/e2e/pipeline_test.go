@@ -51,13 +51,10 @@ func TestSignupLeadsToOneEmailProfileAndAuditRow(t *testing.T) {
 		return broker.NewSubscriber(ctx, bcfg, group)
 	}, mailer, worker.Config{})
 	require.NoError(t, err)
-	done := make(chan error, 2)
-	go func() { done <- r.Run(ctx) }()
-	go func() { done <- w.Run(ctx) }()
+	stop := runInBackground(ctx, r.Run, w.Run)
 	defer func() {
 		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, <-done)
+		require.NoError(t, stop())
 	}()
 
 	srv, err := api.New(pool, api.Config{Argon2: signup.MinimalParams, SignupRateLimit: new(0)})

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -125,4 +126,20 @@ func childEnviron(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// runInBackground runs each fn with ctx in its own goroutine. Once ctx is
+// cancelled, stop waits for all of them and returns their errors joined.
+func runInBackground(ctx context.Context, fns ...func(context.Context) error) (stop func() error) {
+	done := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() { done <- fn(ctx) }()
+	}
+	return func() error {
+		errs := make([]error, len(fns))
+		for i := range fns {
+			errs[i] = <-done
+		}
+		return errors.Join(errs...)
+	}
 }

@@ -164,13 +164,10 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	w, err := worker.New(workerPool, func(context.Context, string) (message.Subscriber, error) { return pubsub, nil },
 		mail.LogMailer{Logger: logger}, worker.Config{Logger: logger})
 	require.NoError(t, err)
-	done := make(chan error, 2)
-	go func() { done <- r.Run(ctx) }()
-	go func() { done <- w.Run(ctx) }()
+	stop := runInBackground(ctx, r.Run, w.Run)
 	defer func() {
 		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, <-done)
+		require.NoError(t, stop())
 	}()
 
 	srv, err := api.New(apiPool, api.Config{Argon2: signup.MinimalParams, SignupRateLimit: new(0),
