@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,8 +24,11 @@ const poolMaxConns = 24
 // env is what one benchmark run measures against: a fresh migrated database
 // and a NATS server.
 type env struct {
-	cfg     Config
-	pool    *pgxpool.Pool
+	cfg  Config
+	pool *pgxpool.Pool
+	// dsn names the run's database, for what connects on its own (the
+	// watermill-sql publisher, the forwarder).
+	dsn     string
 	natsURL string
 	closers []func()
 }
@@ -57,6 +63,9 @@ func newEnv(ctx context.Context, cfg Config) (e *env, err error) {
 		return nil, fmt.Errorf("parse DATABASE_URL: not a valid PostgreSQL connection string")
 	}
 	poolCfg.ConnConfig.Database = name
+	if e.dsn, err = withDatabase(cfg.DatabaseURL, name); err != nil {
+		return nil, err
+	}
 	// More connections than cores serve nothing on a 2-core machine, and
 	// the server allows 100 to everyone sharing it: 64 clients queue for
 	// these, through the API and the raw SQL loop alike.
@@ -91,6 +100,23 @@ func newEnv(ctx context.Context, cfg Config) (e *env, err error) {
 		e.closers = append(e.closers, stop)
 	}
 	return e, nil
+}
+
+// withDatabase returns dsn, a URL or a keyword/value connection string,
+// naming database name instead of its own.
+func withDatabase(dsn, name string) (string, error) {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " dbname=" + name, nil // a later keyword wins
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", errors.New("parse DATABASE_URL: not a valid PostgreSQL URL")
+	}
+	u.Path = "/" + name
+	q := u.Query()
+	q.Del("dbname")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // close releases everything in the reverse order of its making.

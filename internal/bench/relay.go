@@ -26,8 +26,9 @@ const drainPollInterval = 10 * time.Millisecond
 const rawPublishWindow = 512
 
 // runRelay drains a pre-filled backlog (a) with a no-op publisher against
-// the raw claim-and-delete loop, and (b) into NATS JetStream against raw
-// nats.go publish loops of the same messages.
+// the raw claim-and-delete loop, (b) into NATS JetStream against raw
+// nats.go publish loops of the same messages, and (c) into PostgreSQL
+// through watermill-sql against the raw claim-and-delete loop.
 func runRelay(ctx context.Context, e *env) ([]Table, error) {
 	n := e.cfg.Messages
 	if n == 0 {
@@ -83,6 +84,19 @@ func runRelay(ctx context.Context, e *env) ([]Table, error) {
 		return nil, err
 	}
 
+	// (c) PostgreSQL as the broker (watermill-sql), in the same database.
+	pgPub, err := broker.NewPublisher(ctx, broker.Config{
+		Kind: broker.KindPostgres, URL: e.dsn, Logger: e.cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer pgPub.Close()
+	pgRate, err := e.relayDrain(ctx, "relay (c) PostgreSQL (watermill-sql)", &countingPublisher{pub: pgPub}, n)
+	if err != nil {
+		return nil, err
+	}
+
 	rawRate := float64(n) / rawTook.Seconds()
 	t := Table{
 		Name:     "relay",
@@ -92,12 +106,14 @@ func runRelay(ctx context.Context, e *env) ([]Table, error) {
 			{Figure: "(a) no-op publisher vs raw claim-and-delete SQL loop", Unit: "msg/s", Ours: noopRate, Baseline: rawRate},
 			{Figure: "(b) NATS JetStream vs raw nats.go PublishAsync loop", Unit: "msg/s", Ours: natsRate, Baseline: asyncRate},
 			{Figure: fmt.Sprintf("(b) NATS JetStream vs raw nats.go Publish, %d goroutines", lanes), Unit: "msg/s", Ours: natsRate, Baseline: syncRate},
+			{Figure: "(c) PostgreSQL (watermill-sql) vs raw claim-and-delete SQL loop", Unit: "msg/s", Ours: pgRate, Baseline: rawRate},
 		},
 		Notes: []string{
 			"one drain each; the backlog is refilled and the table vacuumed before each drain",
 			"the raw SQL loop claims with the relay's xid horizon but without its per-key hold-back, then deletes by id",
 			fmt.Sprintf("the raw NATS loops publish the same rows' payloads and headers to the same stream, with fresh Nats-Msg-Ids; PublishAsync keeps %d publishes unacknowledged, Publish waits for each ack as the relay's lanes do", rawPublishWindow),
 			"a no-op drain is bound by PostgreSQL (claim and delete); a NATS drain by JetStream's acknowledged, file-backed publishes on the same 2 cores",
+			"(c) publishes into watermill-sql's table in the same database: each message is one more INSERT (its own transaction) beside the claim and delete",
 		},
 	}
 	return []Table{t}, nil
