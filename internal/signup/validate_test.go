@@ -39,4 +39,19 @@ func TestDecodeRequest(t *testing.T) {
 		var derr *DecodeError
 		require.ErrorAs(t, err, &derr, "body %q", body)
 	}
+
+	// encoding/json alone matches names case-insensitively and keeps the
+	// last of duplicates; the contract's field names are exact and single.
+	for body, want := range map[string]string{
+		`{"EMAIL":"a@b.c","name":"A","password":"p"}`:                    `unknown field "EMAIL": only email, name and password are accepted, in lower case`,
+		`{"email":"a@b.c","Name":"A","password":"p"}`:                    `unknown field "Name"`,
+		`{"email":"a@b.c","name":"A","password":"p","email":"x@y.z"}`:    `field "email" appears more than once`,
+		`{"email":"a@b.c","name":"A","password":"p","pAsSwOrD":"other"}`: `unknown field "pAsSwOrD"`,
+	} {
+		_, err := DecodeRequest([]byte(body))
+		var derr *DecodeError
+		require.ErrorAs(t, err, &derr, "body %q", body)
+		require.ErrorContains(t, err, want)
+		require.NotContains(t, err.Error(), "a@b.c", "no field value in the message")
+	}
 }
