@@ -25,12 +25,14 @@ var traceContext = propagation.TraceContext{}
 func (r *Relay) startPublishSpan(ctx context.Context, msg *message.Message, topic string) trace.Span {
 	carrier := propagation.MapCarrier(msg.Metadata)
 	ctx, span := r.tracer.Start(traceContext.Extract(ctx, carrier), "publish "+topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+		trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes cost allocations no one reads otherwise
+		span.SetAttributes(
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", topic),
 			attribute.String("messaging.message.id", msg.UUID),
-		))
+		)
+	}
 	if span.SpanContext().IsValid() {
 		traceContext.Inject(ctx, carrier)
 	}
