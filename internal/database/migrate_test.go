@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/database"
@@ -14,43 +15,84 @@ func TestMigrateUpDownUpOnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
-	m, err := database.NewMigrator(pool, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Close() })
-
-	tables := func() []string {
-		rows, err := pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'goose_db_version' ORDER BY 1`)
-		require.NoError(t, err)
-		var names []string
-		for rows.Next() {
-			var n string
-			require.NoError(t, rows.Scan(&n))
-			names = append(names, n)
-		}
-		require.NoError(t, rows.Err())
-		return names
-	}
+	m := newMigrator(t, pool)
 
 	applied, err := m.Up(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, applied)
-	afterUp := tables()
-	require.Subset(t, afterUp, []string{"users", "outbox", "idempotency_keys"})
+	require.Equal(t, database.SetOutbox, applied[0].Set, "the library's set runs first")
+	require.Equal(t, database.SetService, applied[len(applied)-1].Set)
+	afterUp := tables(t, pool)
+	require.Subset(t, afterUp, []string{"users", "outbox", "idempotency_keys", "inbox", "relay_leader"})
 
 	st, err := m.Status(ctx)
 	require.NoError(t, err)
 	for _, s := range st {
-		require.Equal(t, "applied", string(s.State), "migration %s", s.Source.Path)
+		require.Equal(t, "applied", string(s.Status.State), "%s migration %s", s.Set, s.Status.Source.Path)
 	}
 
-	_, err = m.DownTo(ctx, 0)
+	// The service's tables depend on the library's grants: it goes first.
+	_, err = m.DownTo(ctx, database.SetService, 0)
 	require.NoError(t, err)
-	require.Empty(t, tables(), "every down migration removes what its up created")
+	require.Subset(t, tables(t, pool), []string{"outbox", "inbox"})
+	require.NotContains(t, tables(t, pool), "users")
+	_, err = m.DownTo(ctx, database.SetOutbox, 0)
+	require.NoError(t, err)
+	require.Empty(t, tables(t, pool), "every down migration removes what its up created")
 
 	again, err := m.Up(ctx)
 	require.NoError(t, err)
 	require.Len(t, again, len(applied))
-	require.Equal(t, afterUp, tables())
+	require.Equal(t, afterUp, tables(t, pool))
+}
+
+func TestMigrateDownDefaultsToTheServiceSetFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
+	m := newMigrator(t, pool)
+	_, err := m.Up(ctx)
+	require.NoError(t, err)
+
+	res, err := m.Down(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, database.SetService, res.Set)
+	require.Equal(t, "00011_create_prune_functions.sql", res.Result.Source.Path)
+
+	_, err = m.DownTo(ctx, database.SetService, 0)
+	require.NoError(t, err)
+	res, err = m.Down(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, database.SetOutbox, res.Set, "with the service's set gone, down takes the library's")
+
+	_, err = database.ParseSet("users")
+	require.ErrorContains(t, err, `use "outbox" or "service"`)
+}
+
+func newMigrator(t *testing.T, pool *pgxpool.Pool) *database.Migrator {
+	t.Helper()
+	m, err := database.NewMigrator(pool, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// tables lists the tables of the public schema but the version tables.
+func tables(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+SELECT tablename FROM pg_tables
+WHERE schemaname = 'public' AND tablename NOT IN ('goose_db_version', 'outbox_goose_db_version')
+ORDER BY 1`)
+	require.NoError(t, err)
+	var names []string
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		names = append(names, n)
+	}
+	require.NoError(t, rows.Err())
+	return names
 }
 
 func TestOpenNamesAddressButNotPassword(t *testing.T) {

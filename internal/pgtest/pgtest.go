@@ -25,6 +25,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/database"
 	"github.com/outboxd/outboxd/migrations"
+	"github.com/outboxd/outboxd/outbox/schema"
 )
 
 // EnvAdminURL names the variable that points tests at a PostgreSQL server.
@@ -74,11 +75,17 @@ func Create(ctx context.Context) (dsn string, drop func() error, err error) {
 	return createDatabase(ctx, "TEMPLATE "+pgx.Identifier{template.name}.Sanitize())
 }
 
+// CreateEmpty makes an empty database (no migrations) outside of any test
+// and returns its DSN and a function that drops it.
+func CreateEmpty(ctx context.Context) (dsn string, drop func() error, err error) {
+	return createDatabase(ctx, "TEMPLATE template0")
+}
+
 // NewEmptyDatabase creates an empty database (no migrations) for t alone and
 // returns its DSN. It is dropped when t ends.
 func NewEmptyDatabase(t testing.TB) string {
 	t.Helper()
-	dsn, drop, err := createDatabase(context.Background(), "TEMPLATE template0")
+	dsn, drop, err := CreateEmpty(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,20 +268,23 @@ func migrate(ctx context.Context, dbname string) error {
 
 func migrationsHash() (string, error) {
 	h := sha256.New()
-	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(migrations.FS, path)
+	for _, fsys := range []fs.FS{schema.FS, migrations.FS} {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+			h.Write(b)
+			return nil
+		})
 		if err != nil {
-			return err
+			return "", fmt.Errorf("pgtest: hash migrations: %w", err)
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
-		h.Write(b)
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("pgtest: hash migrations: %w", err)
+		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
