@@ -76,6 +76,10 @@ func TestSignupNamesEveryInvalidField(t *testing.T) {
 		{"name too long", email, strings.Repeat("é", 101), goodPassword, []string{"name"}},
 		{"control character in name", email, "Ada\x07Lovelace", goodPassword, []string{"name"}},
 		{"NUL in name", email, "Ada\x00", goodPassword, []string{"name"}},
+		{"right-to-left override in name", email, "Eve \u202Etxt.exe", goodPassword, []string{"name"}},
+		{"zero-width space in name", email, "Ada\u200BLovelace", goodPassword, []string{"name"}},
+		{"line separator in name", email, "Eve\u2028Bcc: all@example.com", goodPassword, []string{"name"}},
+		{"trailing LF in name", email, "Ada Lovelace\n", goodPassword, []string{"name"}},
 		{"short password", email, name, "1234567", []string{"password"}},
 		{"long password", email, name, strings.Repeat("p", 257), []string{"password"}},
 		{"short password in runes", email, name, "ééééééé", []string{"password"}},
@@ -98,6 +102,22 @@ func TestSignupNamesEveryInvalidField(t *testing.T) {
 			}
 		})
 	}
+	require.Zero(t, b.count(t, "users"))
+}
+
+// TestSignupNameWithBidiOverrideIs422: a right-to-left override, sent as a
+// JSON escape the way a client would, makes "Eve \u202Etxt.exe" display as
+// "Eve exe.txt"; the API refuses it, says why, and stores nothing.
+func TestSignupNameWithBidiOverrideIs422(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.signup(t, `{"email":"eve@example.com","name":"Eve \u202Etxt.exe","password":"`+goodPassword+`"}`, nil)
+	p := requireProblem(t, r, http.StatusUnprocessableEntity, "/v1/signup")
+	require.Equal(t, problem.TypeValidation, p.Type)
+	require.Equal(t, []problem.FieldError{{Field: "name",
+		Detail: "must not contain control characters, line or paragraph separators, " +
+			"or invisible formatting characters (such as bidi controls or zero-width characters)"}}, p.Errors)
+	require.NotContains(t, string(r.body), "txt.exe", "a problem never echoes the value")
 	require.Zero(t, b.count(t, "users"))
 }
 

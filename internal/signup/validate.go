@@ -95,17 +95,38 @@ func validateEmail(raw string) (string, string) {
 }
 
 // validateName returns the trimmed name, or why raw is not an acceptable one.
+// Forbidden characters are refused before trimming, anywhere in raw, so
+// that the rule is the OpenAPI document's pattern exactly; what trimming
+// then removes is only space (category Zs).
 func validateName(raw string) (string, string) {
+	if strings.ContainsFunc(raw, forbiddenInName) {
+		return "", "must not contain control characters, line or paragraph separators, " +
+			"or invisible formatting characters (such as bidi controls or zero-width characters)"
+	}
 	name := strings.TrimSpace(raw)
 	switch n := utf8.RuneCountInString(name); {
 	case n == 0:
 		return "", "is required"
 	case n > MaxNameRunes:
 		return "", fmt.Sprintf("must be at most %d characters long", MaxNameRunes)
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return "", "must not contain control characters"
 	}
 	return name, ""
+}
+
+// forbiddenInName reports the characters a name must not contain: control
+// characters (category Cc: C0 with tab, CR and LF, DEL, C1), format
+// characters (Cf: bidi controls such as U+202E and U+2066..U+2069,
+// zero-width characters U+200B..U+200D, U+FEFF, the soft hyphen) and the
+// line and paragraph separators (Zl U+2028, Zp U+2029). They are invisible
+// or reorder or break the text around them, so a name holding one can
+// display as something else in a mail's subject, a log line or a console.
+//
+// The zero-width joiner U+200D is Cf too, so emoji built with it (🧑‍💻, a
+// family) are refused; single emoji, skin tones, flags and keycaps are not
+// Cf and pass. So is the zero-width non-joiner U+200C, which some Persian
+// spellings use: such a name must be sent without it.
+func forbiddenInName(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // validatePassword says why password is not acceptable, or "" when it is.
