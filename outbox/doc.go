@@ -13,7 +13,7 @@
 //	tx, err := pool.Begin(ctx)
 //	...
 //	_, err = tx.Exec(ctx, "INSERT INTO orders ...")
-//	err = outbox.Enqueue(ctx, tx, outbox.Message{
+//	err = outbox.EnqueueTx(ctx, tx, outbox.Message{
 //		Topic:   "order.placed",
 //		Key:     orderID,
 //		Payload: payload,
@@ -24,6 +24,9 @@
 // the message travels with the business change in one round trip; a batch
 // sent outside a transaction commits as one implicit transaction.
 //
-// The package knows nothing about what the messages say; it needs only the
-// outbox table created by this module's migrations.
+// The package knows nothing about what the messages say. It needs the
+// outbox table, which package schema creates with the library's other
+// tables (schema.Migrate, or the goose CLI on outbox/schema/migrations) and
+// nothing of the service that ships it; see schema's Example_adoptingService
+// for a whole service in one page.
 package outbox

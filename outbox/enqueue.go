@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// NotifyChannel is the PostgreSQL channel on which Enqueue wakes relays.
+// NotifyChannel is the PostgreSQL channel on which EnqueueTx and
+// EnqueueBatch wake relays.
 const NotifyChannel = "outbox_enqueued"
 
-// ErrNoTopic is returned by Enqueue for a message without a topic.
+// ErrNoTopic is returned by EnqueueTx and EnqueueBatch for a message without a topic.
 var ErrNoTopic = errors.New("outbox: message has no topic")
 
 // notifySQL ends both insert statements: it notifies relays once the insert
@@ -44,14 +45,14 @@ WITH inserted AS (
 	RETURNING 1
 )` + notifySQL
 
-// Enqueue writes msgs into the outbox inside tx, in one round trip. The
+// EnqueueTx writes msgs into the outbox inside tx, in one round trip. The
 // messages are not published until tx commits, and they are gone if it rolls
 // back: they exist if and only if the rest of tx's work does. At commit,
 // relays listening on NotifyChannel are woken.
 //
 // Messages with the same Key are published in the order given here, and
 // after those of earlier transactions.
-func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
+func EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -65,6 +66,14 @@ func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	return nil
 }
 
+// Enqueue is EnqueueTx.
+//
+// Deprecated: use EnqueueTx, named like every call of this module that
+// works inside the caller's transaction.
+func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
+	return EnqueueTx(ctx, tx, msgs...)
+}
+
 // EnqueueBatch queues on b the statement that writes msgs into the outbox,
 // so that it travels in the same round trip as the caller's own statements
 // queued on b: the outbox then adds no round trip to the transaction.
@@ -75,7 +84,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 // batch's other statements or not at all, and the whole transaction is one
 // round trip. Either way the statement's error, if any, is returned by the
 // batch results (BatchResults.Close); EnqueueBatch itself returns only the
-// errors of msgs (ErrNoTopic). Ordering and wake-ups are as with Enqueue.
+// errors of msgs (ErrNoTopic). Ordering and wake-ups are as with EnqueueTx.
 func EnqueueBatch(b *pgx.Batch, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil

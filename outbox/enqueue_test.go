@@ -50,7 +50,7 @@ func TestEnqueueThousandMessagesInOneRoundTrip(t *testing.T) {
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	before := counter.n.Load()
-	require.NoError(t, outbox.Enqueue(ctx, tx, msgs...))
+	require.NoError(t, outbox.EnqueueTx(ctx, tx, msgs...))
 	require.Equal(t, int64(1), counter.n.Load()-before, "Enqueue must send one statement")
 	require.NoError(t, tx.Commit(ctx))
 
@@ -88,7 +88,7 @@ func TestEnqueueKeepsIDPayloadAndMetadata(t *testing.T) {
 
 			tx, err := pool.Begin(ctx)
 			require.NoError(t, err)
-			require.NoError(t, outbox.Enqueue(ctx, tx, msgs...))
+			require.NoError(t, outbox.EnqueueTx(ctx, tx, msgs...))
 			require.NoError(t, tx.Commit(ctx))
 			requireStored(t, pool, id, payload, map[string]string{"x": "y"})
 			requireGeneratedIDs(t, pool, n-1)
@@ -134,7 +134,7 @@ func TestEnqueueRejectsMessageWithoutTopic(t *testing.T) {
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	err = outbox.Enqueue(ctx, tx, outbox.Message{Topic: "ok"}, outbox.Message{})
+	err = outbox.EnqueueTx(ctx, tx, outbox.Message{Topic: "ok"}, outbox.Message{})
 	require.ErrorIs(t, err, outbox.ErrNoTopic)
 	require.ErrorContains(t, err, "message 1")
 }
@@ -153,7 +153,7 @@ func TestEnqueueNotifiesAtCommitOnly(t *testing.T) {
 	// Rolled back: no row and no notification.
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx, outbox.Message{Topic: "t"}))
+	require.NoError(t, outbox.EnqueueTx(ctx, tx, outbox.Message{Topic: "t"}))
 	require.NoError(t, tx.Rollback(ctx))
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n))
@@ -166,7 +166,7 @@ func TestEnqueueNotifiesAtCommitOnly(t *testing.T) {
 	// Committed: one notification, delivered once the transaction commits.
 	tx, err = pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx, outbox.Message{Topic: "t"}, outbox.Message{Topic: "t"}))
+	require.NoError(t, outbox.EnqueueTx(ctx, tx, outbox.Message{Topic: "t"}, outbox.Message{Topic: "t"}))
 	require.NoError(t, tx.Commit(ctx))
 	waitCtx, cancel = context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -181,6 +181,6 @@ func TestEnqueueOfNothingIsANoOp(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx))
+	require.NoError(t, outbox.EnqueueTx(ctx, tx))
 	require.NoError(t, tx.Commit(ctx))
 }

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // Enqueue a message in the same transaction as the change it announces.
-func ExampleEnqueue() {
+func ExampleEnqueueTx() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, exampleDSN)
 	if err != nil {
@@ -47,7 +47,7 @@ func ExampleEnqueue() {
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
 	// ... the business change, e.g. INSERT INTO orders, goes here ...
-	err = outbox.Enqueue(ctx, tx, outbox.Message{
+	err = outbox.EnqueueTx(ctx, tx, outbox.Message{
 		Topic:    "order.placed",
 		Key:      "order-42",
 		Payload:  []byte(`{"order_id":"order-42"}`),

@@ -299,7 +299,7 @@ func BenchmarkCommitToPublish(b *testing.B) {
 		m := outbox.Message{ID: uuid.New(), Topic: testTopic, Key: "k", Payload: []byte(`{}`)}
 		tx, err := pool.Begin(ctx)
 		require.NoError(b, err)
-		require.NoError(b, outbox.Enqueue(ctx, tx, m))
+		require.NoError(b, outbox.EnqueueTx(ctx, tx, m))
 		mu.Lock()
 		committed[m.ID.String()] = time.Now()
 		mu.Unlock()

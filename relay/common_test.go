@@ -199,7 +199,7 @@ func msgSeq(key string, seq int) outbox.Message {
 func enqueue(t testing.TB, pool *pgxpool.Pool, msgs ...outbox.Message) {
 	t.Helper()
 	ctx := context.Background()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Enqueue(ctx, tx, msgs...) })
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.EnqueueTx(ctx, tx, msgs...) })
 	require.NoError(t, err)
 }
 

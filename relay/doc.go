@@ -66,6 +66,6 @@
 // message carries the span's own traceparent on, so a consumer's span
 // continues the writer's trace (see Config.TracerProvider).
 //
-// The relay needs the outbox, outbox_dead_letters and relay_leader tables of
-// this module's migrations.
+// The relay needs the outbox, outbox_dead_letters and relay_leader tables,
+// which package schema creates (schema.Migrate).
 package relay

@@ -47,7 +47,7 @@ func Example() {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	// ... INSERT INTO orders ...
-	err = outbox.Enqueue(ctx, tx, outbox.Message{
+	err = outbox.EnqueueTx(ctx, tx, outbox.Message{
 		Topic:   "order.placed",
 		Key:     "order-42",
 		Payload: []byte(`{"order_id":"order-42"}`),

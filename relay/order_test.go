@@ -30,7 +30,7 @@ func TestRelayWaitsForOlderTransactionsOfTheKey(t *testing.T) {
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tx.Rollback(ctx) })
-		require.NoError(t, outbox.Enqueue(ctx, tx, m))
+		require.NoError(t, outbox.EnqueueTx(ctx, tx, m))
 		return tx
 	}
 
@@ -82,7 +82,7 @@ func TestRelayKeepsOrderPerKeyUnderConcurrentWriters(t *testing.T) {
 					msgs[i] = w.next(fmt.Sprintf("w%d-k%d", wr, rng.IntN(keysPerWriter)))
 				}
 				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if err := outbox.Enqueue(ctx, tx, msgs...); err != nil {
+					if err := outbox.EnqueueTx(ctx, tx, msgs...); err != nil {
 						return err
 					}
 					if rng.IntN(10) == 0 {

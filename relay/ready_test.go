@@ -82,7 +82,7 @@ func TestRelayReady(t *testing.T) {
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck
-		require.NoError(t, outbox.Enqueue(ctx, tx, msgSeq("k", 1)))
+		require.NoError(t, outbox.EnqueueTx(ctx, tx, msgSeq("k", 1)))
 		deadline := time.Now().Add(300 * time.Millisecond)
 		for time.Now().Before(deadline) {
 			require.NoError(t, r.Ready(ctx))

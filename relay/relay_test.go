@@ -111,10 +111,10 @@ func TestRelayNeverPublishesRolledBackRows(t *testing.T) {
 	rolledBack := msgSeq("k", 1)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx, rolledBack))
+	require.NoError(t, outbox.EnqueueTx(ctx, tx, rolledBack))
 	require.NoError(t, tx.Rollback(ctx))
 	committed := msgSeq("k", 1)
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Enqueue(ctx, tx, committed) })
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.EnqueueTx(ctx, tx, committed) })
 	require.NoError(t, err)
 
 	// The committed message came later, with a higher id: once it is out,

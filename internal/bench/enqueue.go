@@ -132,7 +132,7 @@ func (e *env) enqueueVariants() []enqueueVariant {
 				if err != nil {
 					return err
 				}
-				return outbox.Enqueue(ctx, tx, userCreated(id, email, at))
+				return outbox.EnqueueTx(ctx, tx, userCreated(id, email, at))
 			})
 		}},
 		{"BEGIN…COMMIT, user insert + naive INSERT INTO outbox", func(ctx context.Context, w, i int) error {

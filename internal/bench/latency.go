@@ -35,7 +35,7 @@ type pipeline struct {
 func (e *env) ourPipeline() pipeline {
 	return pipeline{
 		name:    "outboxd relay",
-		enqueue: func(ctx context.Context, tx pgx.Tx, m outbox.Message) error { return outbox.Enqueue(ctx, tx, m) },
+		enqueue: func(ctx context.Context, tx pgx.Tx, m outbox.Message) error { return outbox.EnqueueTx(ctx, tx, m) },
 		start: func(ctx context.Context, pub message.Publisher) (func(), error) {
 			r, err := e.startRelay(ctx, pub, 0)
 			if err != nil {

@@ -77,7 +77,7 @@ func TestStatusJSONMatchesTheTableBeforeAndAfterADrain(t *testing.T) {
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx,
+	require.NoError(t, outbox.EnqueueTx(ctx, tx,
 		outbox.Message{Topic: "a.happened"}, outbox.Message{Topic: "a.happened"}, outbox.Message{Topic: "a.happened"},
 		outbox.Message{Topic: "b.happened"}, outbox.Message{Topic: "b.happened"},
 	))

@@ -73,7 +73,7 @@ RETURNING id, message_id, topic, payload, metadata`, ids)
 		queued[d.MessageID] = true
 		msgs = append(msgs, message(d))
 	}
-	if err := outbox.Enqueue(ctx, tx, msgs...); err != nil {
+	if err := outbox.EnqueueTx(ctx, tx, msgs...); err != nil {
 		return 0, fmt.Errorf("replay dead letters: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

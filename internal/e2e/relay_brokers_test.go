@@ -53,7 +53,7 @@ func TestRelayDeliversEveryMessageThroughEachBroker(t *testing.T) {
 				}
 				tx, err := pool.Begin(ctx)
 				require.NoError(t, err)
-				require.NoError(t, outbox.Enqueue(ctx, tx, msgs...))
+				require.NoError(t, outbox.EnqueueTx(ctx, tx, msgs...))
 				require.NoError(t, tx.Commit(ctx))
 			}
 

@@ -205,7 +205,7 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	// A message the broker rejects for good, and one no handler can decode.
 	tx, err := owner.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, outbox.Enqueue(ctx, tx,
+	require.NoError(t, outbox.EnqueueTx(ctx, tx,
 		outbox.Message{Topic: rejectedTopic, Key: "k", Payload: []byte(`{}`)},
 		outbox.Message{Topic: event.TopicUserCreated, Key: "poison", Payload: []byte(`not json`)},
 	))

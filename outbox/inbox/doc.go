@@ -20,6 +20,7 @@
 // a crash between the two repeats the effect, so make it recognisable on the
 // other side (for an email, a Message-ID derived from the message id).
 //
-// The package needs only the inbox table created by this module's
-// migrations, and knows nothing about what the messages say.
+// The package needs the inbox table and its prune_inbox function, which
+// package schema creates (schema.Migrate), and knows nothing about what the
+// messages say.
 package inbox

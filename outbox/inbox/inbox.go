@@ -119,9 +119,9 @@ const MinPruneAge = time.Hour
 // Prune deletes the inbox rows recorded more than olderThan ago (at least
 // MinPruneAge) and returns how many it deleted. A message redelivered after
 // its row is pruned is processed again, so keep rows longer than the broker
-// may redeliver a message. It runs the prune_inbox function of this
-// module's migrations, which the worker role may execute although it may
-// not DELETE from inbox.
+// may redeliver a message. It runs the prune_inbox function of package
+// schema's migrations, which a consumer's role may be granted EXECUTE on
+// without the right to DELETE from inbox.
 func Prune(ctx context.Context, db DB, olderThan time.Duration) (int64, error) {
 	if olderThan < MinPruneAge {
 		return 0, fmt.Errorf("inbox: prune: age %s is below the minimum %s", olderThan, MinPruneAge)
