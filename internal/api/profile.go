@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/outboxd/outboxd/internal/problem"
-	"github.com/outboxd/outboxd/internal/profilerpc"
+	"github.com/outboxd/outboxd/internal/profile"
 )
 
 // retryAfterProfileUnavailable is the Retry-After, in seconds, of a 503 of
@@ -19,10 +19,12 @@ import (
 const retryAfterProfileUnavailable = "2"
 
 // ProfileSource fetches a user's profile from the profile service.
-// *profilerpc.Client is one; its errors (profilerpc.ErrNotFound, ErrTimeout,
-// ErrUnavailable, ErrServiceFailed) choose the answer.
+// *profilerpc.Client is one; the errors of package profile it returns
+// (profile.ErrNotFound, ErrTimeout, ErrUnavailable, ErrServiceFailed) choose
+// the answer. The API depends on this interface only, so it links no broker
+// driver.
 type ProfileSource interface {
-	Profile(ctx context.Context, userID uuid.UUID) (profilerpc.Profile, error)
+	Profile(ctx context.Context, userID uuid.UUID) (profile.Profile, error)
 }
 
 // profileHandler serves GET /v1/users/{id}/profile by asking the profile
@@ -65,13 +67,13 @@ func (h profileHandler) get(w http.ResponseWriter, r *http.Request) {
 func (h profileHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var p problem.Problem
 	switch {
-	case errors.Is(err, profilerpc.ErrNotFound):
+	case errors.Is(err, profile.ErrNotFound):
 		p = problem.New(http.StatusNotFound, "no profile for this user id: no such user, or the profile is not created yet")
-	case errors.Is(err, profilerpc.ErrTimeout):
+	case errors.Is(err, profile.ErrTimeout):
 		p = problem.New(http.StatusGatewayTimeout, "the profile service did not answer in time; retry later")
-	case errors.Is(err, profilerpc.ErrUnavailable):
+	case errors.Is(err, profile.ErrUnavailable):
 		p = problem.New(http.StatusServiceUnavailable, "the profile service cannot be reached; retry later")
-	case errors.Is(err, profilerpc.ErrServiceFailed):
+	case errors.Is(err, profile.ErrServiceFailed):
 		p = problem.New(http.StatusBadGateway, "the profile service failed to answer; retry later")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		p = problem.New(http.StatusServiceUnavailable, "the request took too long; retry later")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/api"
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/profilerpc"
 )
 
@@ -94,7 +95,7 @@ func TestProfileRouteWithoutRequestReplyIs501(t *testing.T) {
 // testConcurrentProfiles asks for n users' profiles at once: each answer is
 // its own user's, so replies do not cross between requests.
 func testConcurrentProfiles(t *testing.T, b *profileBundle, n int) {
-	want := make([]profilerpc.Profile, n)
+	want := make([]profile.Profile, n)
 	for i := range want {
 		want[i] = b.insertProfile(t, fmt.Sprintf("User %d", i))
 	}
@@ -198,9 +199,9 @@ func (b *profileBundle) insertUser(t *testing.T) uuid.UUID {
 	return id
 }
 
-func (b *profileBundle) insertProfile(t *testing.T, name string) profilerpc.Profile {
+func (b *profileBundle) insertProfile(t *testing.T, name string) profile.Profile {
 	t.Helper()
-	p := profilerpc.Profile{UserID: b.insertUser(t)}
+	p := profile.Profile{UserID: b.insertUser(t)}
 	require.NoError(t, b.pool.QueryRow(context.Background(), `
 INSERT INTO profiles (user_id, display_name, bio, locale) VALUES ($1, $2, $3, 'de')
 RETURNING avatar_url, created_at, updated_at`, p.UserID, name, "Bio of "+name).
@@ -210,7 +211,7 @@ RETURNING avatar_url, created_at, updated_at`, p.UserID, name, "Bio of "+name).
 }
 
 // requireProfileBody checks that body is exactly want as JSON.
-func requireProfileBody(t *testing.T, want profilerpc.Profile, body []byte) {
+func requireProfileBody(t *testing.T, want profile.Profile, body []byte) {
 	t.Helper()
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(body, &got))

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/tracing"
 )
 
@@ -117,7 +118,7 @@ func (c *Client) ReplyTopic() string { return c.replyTopic }
 // serves replies until ctx ends. Then it refuses new requests, lets those
 // in flight finish (each within Timeout), disconnects and returns nil. A
 // lost reply subscription is logged and connected again. Profile fails with
-// ErrUnavailable while Run is not connected.
+// profile.ErrUnavailable while Run is not connected.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.ran {
@@ -283,7 +284,7 @@ func (c *Client) Ready(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == nil {
-		return fmt.Errorf("%w: not connected to the broker", ErrUnavailable)
+		return fmt.Errorf("%w: not connected to the broker", profile.ErrUnavailable)
 	}
 	return nil
 }
@@ -301,11 +302,11 @@ func (c *Client) acquire() *clientConn {
 
 // Profile asks the profile service for the profile of user id and waits
 // for the reply, at most Timeout (or until ctx ends, if sooner). It returns
-// ErrNotFound when the user has no profile, ErrTimeout when no reply came in
-// time, ErrUnavailable when the Client is not connected or cannot send,
-// ErrServiceFailed when the service answered with an error, and ctx's error
-// when ctx ended first.
-func (c *Client) Profile(ctx context.Context, id uuid.UUID) (p Profile, err error) {
+// profile.ErrNotFound when the user has no profile, profile.ErrTimeout when
+// no reply came in time, profile.ErrUnavailable when the Client is not
+// connected or cannot send, profile.ErrServiceFailed when the service
+// answered with an error, and ctx's error when ctx ended first.
+func (c *Client) Profile(ctx context.Context, id uuid.UUID) (p profile.Profile, err error) {
 	start := time.Now()
 	ctx, span := c.tracer.Start(ctx, "send "+c.cfg.RequestTopic,
 		trace.WithSpanKind(trace.SpanKindClient),
@@ -315,7 +316,7 @@ func (c *Client) Profile(ctx context.Context, id uuid.UUID) (p Profile, err erro
 		))
 	defer func() {
 		c.metrics.observe(err, time.Since(start))
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, profile.ErrNotFound) {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
 		}
@@ -324,18 +325,18 @@ func (c *Client) Profile(ctx context.Context, id uuid.UUID) (p Profile, err erro
 
 	conn := c.acquire()
 	if conn == nil {
-		return Profile{}, fmt.Errorf("%w: not connected to the broker", ErrUnavailable)
+		return profile.Profile{}, fmt.Errorf("%w: not connected to the broker", profile.ErrUnavailable)
 	}
 	defer c.inFlight.Done()
 	return c.request(ctx, conn, id)
 }
 
-func (c *Client) request(ctx context.Context, conn *clientConn, id uuid.UUID) (Profile, error) {
+func (c *Client) request(ctx context.Context, conn *clientConn, id uuid.UUID) (profile.Profile, error) {
 	waitCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	replies, stop, err := requestreply.SendWithReplies[ProfileReply](waitCtx, conn.bus, conn.backend, &GetProfile{UserID: id})
 	if err != nil {
-		return Profile{}, c.waitError(ctx, waitCtx, fmt.Errorf("%w: send request: %w", ErrUnavailable, err))
+		return profile.Profile{}, c.waitError(ctx, waitCtx, fmt.Errorf("%w: send request: %w", profile.ErrUnavailable, err))
 	}
 	defer func() {
 		// The component's listener may still send one more reply (the
@@ -349,12 +350,12 @@ func (c *Client) request(ctx context.Context, conn *clientConn, id uuid.UUID) (P
 	case reply := <-replies:
 		return c.result(ctx, waitCtx, id, reply)
 	case <-waitCtx.Done():
-		return Profile{}, c.waitError(ctx, waitCtx, nil)
+		return profile.Profile{}, c.waitError(ctx, waitCtx, nil)
 	}
 }
 
 // result turns the component's reply into a profile or an error.
-func (c *Client) result(ctx, waitCtx context.Context, id uuid.UUID, reply requestreply.Reply[ProfileReply]) (Profile, error) {
+func (c *Client) result(ctx, waitCtx context.Context, id uuid.UUID, reply requestreply.Reply[ProfileReply]) (profile.Profile, error) {
 	var (
 		timeout   requestreply.ReplyTimeoutError
 		unmarshal requestreply.ReplyUnmarshalError
@@ -362,31 +363,31 @@ func (c *Client) result(ctx, waitCtx context.Context, id uuid.UUID, reply reques
 	switch {
 	case errors.As(reply.Error, &timeout):
 		// The listener stopped: our deadline, ctx, or the Client stopping.
-		return Profile{}, c.waitError(ctx, waitCtx, fmt.Errorf("%w: the client is stopping", ErrUnavailable))
+		return profile.Profile{}, c.waitError(ctx, waitCtx, fmt.Errorf("%w: the client is stopping", profile.ErrUnavailable))
 	case errors.As(reply.Error, &unmarshal):
-		return Profile{}, fmt.Errorf("%w: malformed reply: %w", ErrServiceFailed, reply.Error)
+		return profile.Profile{}, fmt.Errorf("%w: malformed reply: %w", profile.ErrServiceFailed, reply.Error)
 	case reply.Error != nil:
-		return Profile{}, fmt.Errorf("%w: %w", ErrServiceFailed, reply.Error)
+		return profile.Profile{}, fmt.Errorf("%w: %w", profile.ErrServiceFailed, reply.Error)
 	}
 	r := reply.HandlerResult
 	switch {
 	case !r.Found:
-		return Profile{}, ErrNotFound
+		return profile.Profile{}, profile.ErrNotFound
 	case r.Profile == nil || r.Profile.UserID != id:
-		return Profile{}, fmt.Errorf("%w: reply for user %s holds no profile of that user", ErrServiceFailed, id)
+		return profile.Profile{}, fmt.Errorf("%w: reply for user %s holds no profile of that user", profile.ErrServiceFailed, id)
 	}
 	return *r.Profile, nil
 }
 
 // waitError is the error of a request that stopped waiting: ctx's own
-// error when the caller gave up, ErrTimeout when Timeout passed, otherwise
-// fallback.
+// error when the caller gave up, profile.ErrTimeout when Timeout passed,
+// otherwise fallback.
 func (c *Client) waitError(ctx, waitCtx context.Context, fallback error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("profile request: %w", ctx.Err())
 	case waitCtx.Err() != nil:
-		return fmt.Errorf("%w (waited %s)", ErrTimeout, c.cfg.Timeout)
+		return fmt.Errorf("%w (waited %s)", profile.ErrTimeout, c.cfg.Timeout)
 	}
 	return fallback
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/profilerpc"
 )
 
@@ -60,11 +61,11 @@ func testTwoClients(t *testing.T, bc brokerCase) {
 	}
 	require.NotEqual(t, clients[0].ReplyTopic(), clients[1].ReplyTopic())
 
-	want := make([]profilerpc.Profile, 2*perClient)
+	want := make([]profile.Profile, 2*perClient)
 	for i := range want {
 		want[i] = insertProfile(t, b.pool, fmt.Sprintf("user %d", i))
 	}
-	got := make([]profilerpc.Profile, len(want))
+	got := make([]profile.Profile, len(want))
 	errs := make([]error, len(want))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -106,7 +107,7 @@ func testLateReply(t *testing.T, bc brokerCase) {
 	began := time.Now()
 	_, err = c.Profile(ctx, p.UserID)
 	elapsed := time.Since(began)
-	require.ErrorIs(t, err, profilerpc.ErrTimeout)
+	require.ErrorIs(t, err, profile.ErrTimeout)
 	require.GreaterOrEqual(t, elapsed, timeout)
 
 	req := nextMessage(t, requests)
@@ -124,7 +125,7 @@ func testLateReply(t *testing.T, bc brokerCase) {
 
 	// The Client still works: a reply in time is delivered.
 	type result struct {
-		p   profilerpc.Profile
+		p   profile.Profile
 		err error
 	}
 	done := make(chan result, 1)
@@ -186,7 +187,7 @@ func testFailedLookup(t *testing.T, bc brokerCase) {
 
 	began := time.Now()
 	_, err = c.Profile(context.Background(), uuid.New())
-	require.ErrorIs(t, err, profilerpc.ErrServiceFailed)
+	require.ErrorIs(t, err, profile.ErrServiceFailed)
 	require.Less(t, time.Since(began), 5*time.Second, "answered, not timed out")
 	require.Len(t, b.logs.Records(t, "profile lookup failed"), 1)
 }
@@ -215,7 +216,7 @@ func TestRequestsExpireInTheRabbitMQQueue(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return queueLength(t, b.topic) == 1 },
 		900*time.Millisecond, 10*time.Millisecond, "the request waits in the queue")
-	require.ErrorIs(t, <-done, profilerpc.ErrTimeout)
+	require.ErrorIs(t, <-done, profile.ErrTimeout)
 	require.Eventually(t, func() bool { return queueLength(t, b.topic) == 0 },
 		5*time.Second, 10*time.Millisecond, "the request expired from the queue")
 }
@@ -235,7 +236,7 @@ func TestClientConnectsOnceTheBrokerIsUp(t *testing.T) {
 
 	began := time.Now()
 	_, err := c.Profile(context.Background(), uuid.New())
-	require.ErrorIs(t, err, profilerpc.ErrUnavailable)
+	require.ErrorIs(t, err, profile.ErrUnavailable)
 	require.Less(t, time.Since(began), profilerpc.TimeoutDefault/2, "fails fast while not connected, without waiting for a reply")
 	require.Error(t, c.Ready(context.Background()))
 	require.Eventually(t, func() bool {
@@ -278,9 +279,9 @@ func TestClientStopsAfterRequestsInFlight(t *testing.T) {
 	require.NoError(t, stop())
 	// The request could only end at its deadline, as no service runs.
 	require.GreaterOrEqual(t, time.Since(started), timeout, "Run waited for the request in flight")
-	require.ErrorIs(t, <-done, profilerpc.ErrTimeout, "the request ended on its own terms")
+	require.ErrorIs(t, <-done, profile.ErrTimeout, "the request ended on its own terms")
 	_, err := c.Profile(context.Background(), uuid.New())
-	require.ErrorIs(t, err, profilerpc.ErrUnavailable)
+	require.ErrorIs(t, err, profile.ErrUnavailable)
 }
 
 func TestConfig(t *testing.T) {
@@ -314,7 +315,7 @@ func TestConfig(t *testing.T) {
 		c, err := profilerpc.NewClient(nats, profilerpc.ClientConfig{})
 		require.NoError(t, err)
 		_, err = c.Profile(context.Background(), uuid.New())
-		require.ErrorIs(t, err, profilerpc.ErrUnavailable)
+		require.ErrorIs(t, err, profile.ErrUnavailable)
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/profilerpc"
 	"github.com/outboxd/outboxd/internal/testlog"
 )
@@ -202,10 +203,10 @@ func (b *testBundle) runClient(t testing.TB, cfg profilerpc.ClientConfig) (c *pr
 }
 
 // insertProfile creates a user with a profile named name and returns it.
-func insertProfile(t testing.TB, pool *pgxpool.Pool, name string) profilerpc.Profile {
+func insertProfile(t testing.TB, pool *pgxpool.Pool, name string) profile.Profile {
 	t.Helper()
 	id := insertUser(t, pool)
-	p := profilerpc.Profile{UserID: id}
+	p := profile.Profile{UserID: id}
 	require.NoError(t, pool.QueryRow(context.Background(), `
 INSERT INTO profiles (user_id, display_name, bio, avatar_url, locale)
 VALUES ($1::uuid, $2::text, 'bio of ' || $2::text, 'https://example.com/' || $1::text || '.png', 'fr')
@@ -227,7 +228,7 @@ func insertUser(t testing.TB, pool *pgxpool.Pool) uuid.UUID {
 
 // requireSameProfile compares profiles, times to the microsecond
 // PostgreSQL keeps.
-func requireSameProfile(t testing.TB, want, got profilerpc.Profile) {
+func requireSameProfile(t testing.TB, want, got profile.Profile) {
 	t.Helper()
 	require.True(t, want.CreatedAt.Equal(got.CreatedAt), "created_at %s, want %s", got.CreatedAt, want.CreatedAt)
 	require.True(t, want.UpdatedAt.Equal(got.UpdatedAt), "updated_at %s, want %s", got.UpdatedAt, want.UpdatedAt)

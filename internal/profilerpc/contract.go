@@ -1,9 +1,9 @@
 package profilerpc
 
 import (
-	"time"
-
 	"github.com/google/uuid"
+
+	"github.com/outboxd/outboxd/internal/profile"
 )
 
 // Topics and metadata of the profile.get contract.
@@ -50,17 +50,6 @@ func (GetProfile) Name() string { return CommandName }
 // not an error: Found is false and Profile nil, both when no user has the id
 // and when the worker has not created the profile yet.
 type ProfileReply struct {
-	Found   bool     `json:"found"`
-	Profile *Profile `json:"profile,omitempty"`
-}
-
-// Profile is a user's profile, as stored in the profiles table.
-type Profile struct {
-	UserID      uuid.UUID `json:"user_id"`
-	DisplayName string    `json:"display_name"`
-	Bio         string    `json:"bio"`
-	AvatarURL   string    `json:"avatar_url"`
-	Locale      string    `json:"locale"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Found   bool             `json:"found"`
+	Profile *profile.Profile `json:"profile,omitempty"`
 }

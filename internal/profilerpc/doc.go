@@ -53,7 +53,7 @@
 //
 //	client, err := profilerpc.NewClient(brokerCfg, profilerpc.ClientConfig{Timeout: 2 * time.Second})
 //	go client.Run(ctx)                         // connects, retrying until the broker answers
-//	profile, err := client.Profile(ctx, userID) // ErrNotFound, ErrTimeout, ErrUnavailable
+//	p, err := client.Profile(ctx, userID)       // profile.ErrNotFound, ErrTimeout, ErrUnavailable, ErrServiceFailed
 //
 // On the worker side, the Server adds its handler to a Watermill router
 // (worker.Config.Services does this):

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outboxd/outboxd/internal/profile"
 )
 
 // Outcomes of a request, the label of outboxd_profile_client_requests_total.
@@ -66,13 +68,13 @@ func outcome(err error) string {
 	switch {
 	case err == nil:
 		return outcomeFound
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, profile.ErrNotFound):
 		return outcomeNotFound
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, profile.ErrTimeout):
 		return outcomeTimeout
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, profile.ErrUnavailable):
 		return outcomeUnavailable
-	case errors.Is(err, ErrServiceFailed):
+	case errors.Is(err, profile.ErrServiceFailed):
 		return outcomeFailed
 	}
 	return outcomeCanceled

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/tracing"
 )
 
@@ -177,15 +178,15 @@ func (s *Server) onHandle(p cqrs.CommandProcessorOnHandleParams) error {
 
 // getProfile is the handler: a missing profile is a reply, not an error.
 func (s *Server) getProfile(ctx context.Context, req *GetProfile) (ProfileReply, error) {
-	p, found, err := lookupProfile(ctx, s.pool, req.UserID)
-	if err != nil {
+	p, err := profile.Get(ctx, s.pool, req.UserID)
+	switch {
+	case errors.Is(err, profile.ErrNotFound):
+		return ProfileReply{Found: false}, nil
+	case err != nil:
 		// The reply carries the error to the client; log it here, where it
 		// can be fixed.
 		s.logger.WarnContext(ctx, "profile lookup failed; answering with the error", "error", err)
 		return ProfileReply{}, err
-	}
-	if !found {
-		return ProfileReply{Found: false}, nil
 	}
 	return ProfileReply{Found: true, Profile: &p}, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/outbox/inbox"
 )
 
@@ -71,13 +72,7 @@ func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc
 // the table's defaults for the rest, once per message.
 func (w *Worker) createProfile(ctx context.Context, d delivery) (bool, error) {
 	return inbox.Process(ctx, w.pool, HandlerProfile, d.id, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
-			`INSERT INTO profiles (user_id, display_name) VALUES ($1, $2)`,
-			d.event.UserID, d.event.Name)
-		if err != nil {
-			return fmt.Errorf("insert profile of user %s: %w", d.event.UserID, err)
-		}
-		return nil
+		return profile.Create(ctx, tx, d.event.UserID, d.event.Name)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/profile"
 	"github.com/outboxd/outboxd/internal/profilerpc"
 	"github.com/outboxd/outboxd/internal/worker"
 )
@@ -51,10 +52,10 @@ func TestWorkerAnswersProfileRequests(t *testing.T) {
 	ev := newEvent("Ann")
 	insertUser(t, pool, ev)
 	_, err = client.Profile(ctx, ev.UserID)
-	require.ErrorIs(t, err, profilerpc.ErrNotFound, "no profile before the event is handled")
+	require.ErrorIs(t, err, profile.ErrNotFound, "no profile before the event is handled")
 
 	require.NoError(t, publisher(t, bcfg).Publish("user.created", newMessage(t, uuid.New(), ev, "")))
-	var got profilerpc.Profile
+	var got profile.Profile
 	require.Eventually(t, func() bool {
 		got, err = client.Profile(ctx, ev.UserID)
 		return err == nil
@@ -66,7 +67,7 @@ func TestWorkerAnswersProfileRequests(t *testing.T) {
 	began := time.Now()
 	_, err = client.Profile(ctx, ev.UserID)
 	elapsed := time.Since(began)
-	require.ErrorIs(t, err, profilerpc.ErrTimeout)
+	require.ErrorIs(t, err, profile.ErrTimeout)
 	require.GreaterOrEqual(t, elapsed, timeout)
 	require.Less(t, elapsed, timeout+timeout/10, "times out within its deadline + 10%%")
 }
