@@ -11,7 +11,9 @@
 //
 // GET /v1/users/{id}/profile is the one route that talks to the broker: it
 // asks the worker's profile service through Config.Profiles (a
-// profilerpc.Client) and answers 504 when no reply comes in time.
+// profilerpc.Client) and answers 504 when no reply comes in time. The
+// package itself depends only on the ProfileSource interface and package
+// profile's type and errors, so it links no broker driver (a test checks).
 //
 // Usage:
 //
