@@ -47,32 +47,8 @@ const (
 	natsDeliverPrefix = "_outboxd.deliver."
 )
 
-func connectNATS(ctx context.Context, cfg Config, role string) (*nats.Conn, error) {
-	log := cfg.Logger.With("component", "broker", "broker", string(KindNATS), "role", role)
-	opts := []nats.Option{
-		nats.Name("outboxd " + role),
-		// A relay or worker outlives broker restarts: never give up.
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("reconnected to NATS") }),
-	}
-	if deadline, ok := ctx.Deadline(); ok {
-		opts = append(opts, nats.Timeout(time.Until(deadline)))
-	}
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
-}
-
 func newNATSPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
-	nc, err := connectNATS(ctx, cfg, "publisher")
+	nc, err := ConnectNATS(ctx, cfg, "publisher")
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +148,7 @@ func (s *natsStreams) ensure(ctx context.Context, topic string) error {
 }
 
 func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
-	nc, err := connectNATS(ctx, cfg, "subscriber "+group)
+	nc, err := ConnectNATS(ctx, cfg, "subscriber "+group)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/nats-io/nats.go"
 
 	"github.com/outboxd/outboxd/internal/broker"
 )
@@ -21,10 +20,12 @@ const natsAckWait = 30 * time.Second
 // messages in hand.
 const natsCloseTimeout = 10 * time.Second
 
-// newNATSTransport connects twice to NATS and uses core subjects (JetStream
-// off): requests and replies live only as long as someone waits for them.
+// newNATSTransport connects twice to NATS (broker.ConnectNATS: once
+// connected, it never gives up, and requests meanwhile time out) and uses
+// core subjects (JetStream off): requests and replies live only as long as
+// someone waits for them.
 func newNATSTransport(ctx context.Context, bcfg broker.Config, r role, concurrency int, logger watermill.LoggerAdapter) (*transport, error) {
-	pubConn, err := connectNATS(ctx, bcfg, r.String()+" publisher")
+	pubConn, err := broker.ConnectNATS(ctx, bcfg, r.String()+" publisher")
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +39,7 @@ func newNATSTransport(ctx context.Context, bcfg broker.Config, r role, concurren
 		return nil, fmt.Errorf("watermill publisher: %w", err)
 	}
 
-	subConn, err := connectNATS(ctx, bcfg, r.String()+" subscriber")
+	subConn, err := broker.ConnectNATS(ctx, bcfg, r.String()+" subscriber")
 	if err != nil {
 		_ = pub.Close()
 		return nil, err
@@ -66,30 +67,4 @@ func newNATSTransport(ctx context.Context, bcfg broker.Config, r role, concurren
 		return nil, fmt.Errorf("watermill subscriber: %w", err)
 	}
 	return &transport{pub: pub, sub: sub, flush: subConn.FlushWithContext}, nil
-}
-
-func connectNATS(ctx context.Context, bcfg broker.Config, name string) (*nats.Conn, error) {
-	log := bcfg.Logger.With("component", "profilerpc", "broker", string(broker.KindNATS), "role", name)
-	opts := []nats.Option{
-		nats.Name("outboxd " + name),
-		// Once connected, never give up: the process outlives broker
-		// restarts, and requests meanwhile time out.
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("reconnected to NATS") }),
-	}
-	if deadline, ok := ctx.Deadline(); ok {
-		opts = append(opts, nats.Timeout(time.Until(deadline)))
-	}
-	nc, err := nats.Connect(bcfg.URL, opts...)
-	if err != nil {
-		// nats.go's errors never quote the URL, so no password leaks here.
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
 }
