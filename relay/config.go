@@ -40,6 +40,15 @@ const (
 	// MetricsIntervalDefault is the default period of the pass that measures
 	// the backlog and the visibility horizon.
 	MetricsIntervalDefault = 5 * time.Second
+	// CaptureDefault is the default capture mode: polling needs nothing of
+	// the server but the outbox table.
+	CaptureDefault = CapturePoll
+	// PublicationDefault is the publication of the outbox's inserts that
+	// package schema creates.
+	PublicationDefault = "outbox_publication"
+	// WALStatusIntervalDefault is the default period at which the WAL stream
+	// reports its position to the server and asks for a keepalive.
+	WALStatusIntervalDefault = 10 * time.Second
 )
 
 // Config tunes a Relay. The zero value is ready to use: every field has a
@@ -101,6 +110,28 @@ type Config struct {
 	// Defaults to MetricsIntervalDefault (5 s).
 	MetricsInterval time.Duration
 
+	// Capture is how the leader finds committed rows: CapturePoll claims
+	// them from the table under the transaction horizon, CaptureWAL streams
+	// the outbox's inserts from a logical replication slot in commit order,
+	// CaptureAuto streams where the server allows it and polls otherwise.
+	// Defaults to CaptureDefault (CapturePoll).
+	Capture Capture
+
+	// Slot is the logical replication slot of CaptureWAL. Slot names are
+	// shared by every database of a cluster, so relays of different
+	// databases need different slots; the leader of each database owns
+	// its slot. Defaults to SlotName of the pool's database.
+	Slot string
+
+	// Publication is the publication the slot reads: the outbox table's
+	// inserts. Defaults to PublicationDefault, which package schema creates.
+	Publication string
+
+	// WALStatusInterval is how often the WAL stream confirms its position to
+	// the server and, when nothing is pending, asks for a keepalive to
+	// advance an idle slot. Defaults to WALStatusIntervalDefault (10 s).
+	WALStatusInterval time.Duration
+
 	// Name identifies this replica in logs and in the relay_leader table.
 	// Defaults to the host name and the process id.
 	Name string
@@ -125,8 +156,9 @@ type Config struct {
 // dead-letters the message instead of retrying it forever.
 var ErrPermanent = errors.New("relay: message rejected permanently")
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default. Slot,
+// which depends on the database, is left to New when empty.
+func (c Config) WithDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
@@ -137,6 +169,9 @@ func (c Config) withDefaults() Config {
 	c.StallTimeout = cmp.Or(c.StallTimeout, StallTimeoutDefault)
 	c.MetricsInterval = cmp.Or(c.MetricsInterval, MetricsIntervalDefault)
 	c.Name = cmp.Or(c.Name, defaultName())
+	c.Capture = cmp.Or(c.Capture, CaptureDefault)
+	c.Publication = cmp.Or(c.Publication, PublicationDefault)
+	c.WALStatusInterval = cmp.Or(c.WALStatusInterval, WALStatusIntervalDefault)
 	if c.IsPermanent == nil {
 		c.IsPermanent = func(err error) bool { return errors.Is(err, ErrPermanent) }
 	}
@@ -164,6 +199,16 @@ func (c Config) validate() error {
 	positive("RetryBackoffMin", c.RetryBackoffMin > 0)
 	positive("StallTimeout", c.StallTimeout > 0)
 	positive("MetricsInterval", c.MetricsInterval > 0)
+	positive("WALStatusInterval", c.WALStatusInterval > 0)
+	if _, err := ParseCapture(string(c.Capture)); err != nil {
+		errs = append(errs, fmt.Errorf("relay config: Capture: %w", err))
+	}
+	if c.Slot != "" && !validSlotName(c.Slot) {
+		errs = append(errs, fmt.Errorf("relay config: Slot %q must be 1 to 63 lower-case letters, digits and underscores", c.Slot))
+	}
+	if !validIdentifier(c.Publication) {
+		errs = append(errs, fmt.Errorf("relay config: Publication %q is not a valid name", c.Publication))
+	}
 	if c.Retention < 0 {
 		errs = append(errs, errors.New("relay config: Retention must not be negative"))
 	}

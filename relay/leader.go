@@ -75,8 +75,12 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 
 	leadCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { r.pump(leadCtx) })
-	wg.Go(func() { r.listen(leadCtx) })
+	if r.Capture() == CaptureWAL {
+		wg.Go(func() { r.captureWAL(leadCtx) })
+	} else {
+		wg.Go(func() { r.pump(leadCtx) })
+		wg.Go(func() { r.listen(leadCtx) })
+	}
 	if r.cfg.Retention > 0 {
 		wg.Go(func() { r.purge(leadCtx) })
 	}

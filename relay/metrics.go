@@ -19,9 +19,12 @@ type metrics struct {
 	permanent        prometheus.Counter
 	deadLettered     prometheus.Counter
 	batchDuration    prometheus.Histogram
+	resyncs          *prometheus.CounterVec
+	slotLag          prometheus.Gauge
+	capture          *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, confirmedAge func() float64) (*metrics, error) {
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outboxd_relay_publish_failures_total",
 		Help: "Messages the publisher failed to publish, by kind: transient (broker down, retried without counting) or permanent (rejected, counted towards dead-lettering).",
@@ -58,7 +61,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to claim, publish and settle one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms to 16 s
 		}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outboxd_relay_capture_resyncs_total",
+			Help: "Times WAL capture started on a new replication slot and published every pending row of the outbox table before streaming, by reason: new_slot (first start, or the slot was dropped) or slot_invalidated (the server removed WAL it needed).",
+		}, []string{"reason"}),
+		slotLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outboxd_relay_slot_lag_bytes",
+			Help: "WAL the replication slot keeps for the relay: bytes from its confirmed position to the server's current one. 0 when capturing by polling.",
+		}),
+		capture: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "outboxd_relay_capture",
+			Help: "1 for the capture mode this replica runs (poll or wal), 0 for the other.",
+		}, []string{"mode"}),
 	}
+	confirmed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outboxd_relay_slot_confirmed_age_seconds",
+		Help: "Seconds since the replication slot's confirmed position last moved while rows were pending; 0 when nothing is pending or when polling.",
+	}, confirmedAge)
 	if reg == nil {
 		return m, nil
 	}
@@ -66,6 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.backlog, m.oldestPendingAge, m.horizonAge, m.leader,
 		m.published, failures, m.deadLettered, m.batchDuration,
+		m.resyncs, m.slotLag, m.capture, confirmed,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

@@ -22,7 +22,7 @@ func (r *Relay) pump(ctx context.Context) {
 			more bool
 			err  error
 		)
-		next, more, err = r.batch(ctx, next)
+		next, more, err = r.batch(ctx, next, r.claim)
 		if ctx.Err() != nil {
 			return
 		}
@@ -55,12 +55,12 @@ func (r *Relay) pump(ctx context.Context) {
 // returns it if every message of this one was published: the next batch
 // holds later messages of the same keys, which may go out only after these.
 // more reports whether rows are likely waiting.
-func (r *Relay) batch(ctx context.Context, prefetched *[]row) (next *[]row, more bool, err error) {
+func (r *Relay) batch(ctx context.Context, prefetched *[]row, claim claimFunc) (next *[]row, more bool, err error) {
 	start := time.Now()
 	var rows []row
 	if prefetched != nil {
 		rows = *prefetched
-	} else if rows, err = r.claim(ctx, nil); err != nil {
+	} else if rows, err = claim(ctx, nil); err != nil {
 		return nil, false, err
 	}
 	if len(rows) == 0 {
@@ -76,23 +76,12 @@ func (r *Relay) batch(ctx context.Context, prefetched *[]row) (next *[]row, more
 		claimErr  error
 	)
 	if full {
-		following, claimErr = r.claim(ctx, rows)
+		following, claimErr = claim(ctx, rows)
 	}
 	out := <-published
-
-	// What was published is recorded even when ctx has ended: those
-	// messages are out, and recording them spares duplicates.
-	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	dead, err := settle(settleCtx, r.pool, out.published, out.failures, r.cfg.Retention > 0, r.cfg.MaxAttempts)
-	if err != nil {
+	if _, err := r.record(ctx, start, out); err != nil {
 		return nil, false, err
 	}
-	r.metrics.published.Add(float64(len(out.published)))
-	r.metrics.permanent.Add(float64(len(out.failures)))
-	r.metrics.deadLettered.Add(float64(len(dead)))
-	r.metrics.batchDuration.Observe(time.Since(start).Seconds())
-	r.logFailures(out.failures, dead)
 	switch {
 	case out.transient != nil:
 		r.metrics.transient.Inc()
@@ -108,6 +97,29 @@ func (r *Relay) batch(ctx context.Context, prefetched *[]row) (next *[]row, more
 	return &following, true, nil
 }
 
+// record settles the outcome of a batch that started at start, in both
+// capture modes, and counts it. What was published is recorded even when
+// ctx has ended: those messages are out, and recording them spares
+// duplicates.
+func (r *Relay) record(ctx context.Context, start time.Time, out outcome) ([]deadLetter, error) {
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	dead, err := settle(settleCtx, r.pool, out.published, out.failures, r.cfg.Retention > 0, r.cfg.MaxAttempts)
+	if err != nil {
+		return nil, err
+	}
+	r.metrics.published.Add(float64(len(out.published)))
+	r.metrics.permanent.Add(float64(len(out.failures)))
+	r.metrics.deadLettered.Add(float64(len(dead)))
+	r.metrics.batchDuration.Observe(time.Since(start).Seconds())
+	r.logFailures(out.failures, dead)
+	return dead, nil
+}
+
+// claimFunc claims the next batch of a source, leaving out the rows of
+// inFlight, which are being published.
+type claimFunc func(ctx context.Context, inFlight []row) ([]row, error)
+
 // claim claims the next batch, leaving out the rows of inFlight, which are
 // being published. A notification arriving from here on may be about rows
 // this claim does not see, so it is kept for the next round, and the older
@@ -121,7 +133,7 @@ func (r *Relay) claim(ctx context.Context, inFlight []row) ([]row, error) {
 	for i := range inFlight {
 		exclude[i] = inFlight[i].id
 	}
-	return claim(ctx, r.pool, r.cfg.BatchSize, exclude)
+	return claim(ctx, r.pool, r.cfg.BatchSize, exclude, nil)
 }
 
 // logFailures reports each permanent failure: a retry to come, or a message

@@ -31,6 +31,9 @@ func (r *Relay) Ready(ctx context.Context) error {
 	if !r.leader.Load() {
 		return nil
 	}
+	if r.Capture() == CaptureWAL {
+		return r.walReady()
+	}
 	idle := time.Since(time.Unix(0, r.progress.Load()))
 	if idle < r.cfg.StallTimeout {
 		return nil
@@ -43,4 +46,19 @@ func (r *Relay) Ready(ctx context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("relay: stalled: nothing published for %s while messages are waiting", idle.Round(time.Second))
+}
+
+// walReady tells a stalled WAL stream from an idle one: an idle stream
+// still hears from the server every WALStatusInterval (it asks for a
+// keepalive), and publishes nothing only because nothing is pending.
+func (r *Relay) walReady() error {
+	silent := time.Since(time.Unix(0, r.wal.receivedAt.Load()))
+	if limit := max(3*r.cfg.WALStatusInterval, r.cfg.StallTimeout); silent > limit {
+		return fmt.Errorf("relay: WAL stream stalled: nothing from the server for %s", silent.Round(time.Second))
+	}
+	idle := time.Since(time.Unix(0, r.progress.Load()))
+	if idle < r.cfg.StallTimeout || r.wal.outstanding.Load() == 0 {
+		return nil
+	}
+	return fmt.Errorf("relay: stalled: nothing published for %s while streamed messages are waiting", idle.Round(time.Second))
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,11 @@ type Relay struct {
 	// found nothing to publish, or took the lead; Ready measures stalls
 	// from it.
 	progress atomic.Int64
+
+	// capture is the mode the leader runs, resolved by Run.
+	capture atomic.Value // Capture
+	// wal is the WAL stream's position, while the leader streams.
+	wal walPosition
 }
 
 // New returns a Relay that claims rows from the outbox table of pool and
@@ -50,23 +56,27 @@ func New(pool *pgxpool.Pool, pub message.Publisher, cfg Config) (*Relay, error) 
 	if pub == nil {
 		return nil, errors.New("relay: nil publisher")
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
+	if cfg.Slot == "" {
+		cfg.Slot = SlotName(pool.Config().ConnConfig.Database)
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	r := &Relay{
+		pool:   pool,
+		pub:    pub,
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "relay", "replica", cfg.Name),
+		tracer: cfg.TracerProvider.Tracer(tracerName),
+		wake:   make(chan struct{}, 1),
+	}
+	m, err := newMetrics(cfg.Registerer, r.confirmedAge)
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{
-		pool:    pool,
-		pub:     pub,
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "relay", "replica", cfg.Name),
-		metrics: m,
-		tracer:  cfg.TracerProvider.Tracer(tracerName),
-		wake:    make(chan struct{}, 1),
-	}, nil
+	r.metrics = m
+	return r, nil
 }
 
 // Run relays until ctx ends, then returns nil. It campaigns for the leader
@@ -85,6 +95,18 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	capture, err := r.startCapture(ctx)
+	if err != nil || capture == "" {
+		return err
+	}
+	r.capture.Store(capture)
+	for _, mode := range []Capture{CapturePoll, CaptureWAL} {
+		on := 0.0
+		if mode == capture {
+			on = 1
+		}
+		r.metrics.capture.WithLabelValues(string(mode)).Set(on)
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { r.collectStats(ctx) })
@@ -92,6 +114,41 @@ func (r *Relay) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	return nil
+}
+
+// startCapture resolves the capture mode, retrying while the database does
+// not answer. It returns the error of a mode the server cannot run, and ""
+// when ctx ends first.
+func (r *Relay) startCapture(ctx context.Context) (Capture, error) {
+	for attempt := 1; ; attempt++ {
+		capture, err := r.resolveCapture(ctx)
+		if err == nil || errors.Is(err, ErrWALUnavailable) {
+			return capture, err
+		}
+		if ctx.Err() != nil {
+			return "", nil
+		}
+		delay := backoff(attempt, r.cfg.RetryBackoffMin, r.cfg.RetryBackoffMax)
+		r.log.Warn("relay: cannot check the capture mode, retrying", "error", err, "retry_in", delay)
+		if !sleep(ctx, delay) {
+			return "", nil
+		}
+	}
+}
+
+// Capture returns the capture mode the relay runs once Run has resolved
+// it, and "" before.
+func (r *Relay) Capture() Capture {
+	c, _ := r.capture.Load().(Capture)
+	return c
+}
+
+// confirmedAge is outboxd_relay_slot_confirmed_age_seconds.
+func (r *Relay) confirmedAge() float64 {
+	if r.Capture() != CaptureWAL || !r.leader.Load() || r.wal.outstanding.Load() == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, r.wal.movedAt.Load())).Seconds()
 }
 
 // IsLeader reports whether this replica currently holds the leader lock and

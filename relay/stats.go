@@ -2,8 +2,11 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // statsSQL measures what the hot path does not: the backlog, its oldest row,
@@ -52,5 +55,20 @@ func (r *Relay) measure(ctx context.Context) error {
 	r.metrics.backlog.Set(float64(backlog))
 	r.metrics.oldestPendingAge.Set(max(oldest, 0))
 	r.metrics.horizonAge.Set(max(horizon, 0))
+	if r.Capture() != CaptureWAL {
+		return nil
+	}
+	var lag float64
+	err := r.pool.QueryRow(ctx, slotLagSQL, r.cfg.Slot).Scan(&lag)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("measure slot lag: %w", err)
+	}
+	r.metrics.slotLag.Set(lag)
 	return nil
 }
+
+// slotLagSQL is the WAL the slot keeps: from its confirmed position to the
+// server's current one.
+const slotLagSQL = `
+SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::float8
+FROM pg_replication_slots WHERE slot_name = $1`

@@ -66,16 +66,23 @@ SELECT o.id, o.message_id, o.topic, o.key, o.payload, o.metadata, o.created_at, 
 FROM outbox o
 WHERE o.published_at IS NULL
 	AND o.next_attempt_at <= now()
-	AND o.xid < ` + horizonSQL + `
+	AND ` + committedSQL + `
 	AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = o.key AND h.id < o.id)
 	AND o.id <> ALL($2::bigint[])
 ORDER BY o.id
 LIMIT $1`
 
+// committedSQL is claimSQL's test of a row's transaction: under the
+// horizon when polling; visible in the slot's exported snapshot ($3) while
+// WAL capture publishes what the table held when its slot was created.
+const committedSQL = `CASE WHEN $3::pg_snapshot IS NULL THEN o.xid < ` + horizonSQL + `
+		ELSE pg_visible_in_snapshot(o.xid, $3::pg_snapshot) END`
+
 // claim returns up to limit eligible rows, leaving out the ids of exclude
-// (never nil: SQL's <> ALL(NULL) would exclude everything).
-func claim(ctx context.Context, pool *pgxpool.Pool, limit int, exclude []int64) ([]row, error) {
-	rows, err := pool.Query(ctx, claimSQL, limit, exclude)
+// (never nil: SQL's <> ALL(NULL) would exclude everything): under the
+// horizon, or visible in snapshot when it is not nil.
+func claim(ctx context.Context, pool *pgxpool.Pool, limit int, exclude []int64, snapshot *string) ([]row, error) {
+	rows, err := pool.Query(ctx, claimSQL, limit, exclude, snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
 	}

@@ -165,10 +165,40 @@ func dropDatabase(name string) error {
 		return err
 	}
 	defer admin.Close(ctx)
+	// A database with a logical replication slot cannot be dropped, and
+	// slots belong to the cluster: a relay test in WAL mode leaves one.
+	if err := dropSlots(ctx, admin, name); err != nil {
+		return err
+	}
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("pgtest: drop database %s: %w", name, err)
 	}
 	return nil
+}
+
+// dropSlots drops the replication slots of database name, ending the
+// walsenders that hold them.
+func dropSlots(ctx context.Context, admin *pgx.Conn, name string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := admin.Exec(ctx, `
+SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active`, name)
+		if err == nil {
+			_, err = admin.Exec(ctx, `
+SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
+		}
+		var left int
+		if err == nil {
+			err = admin.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = $1`, name).Scan(&left)
+		}
+		if err == nil && left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pgtest: drop replication slots of %s: %d left (%v)", name, left, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // databaseURL is the admin DSN pointed at database name.

@@ -118,5 +118,5 @@ func ExampleMigrate() {
 		log.Fatal(err)
 	}
 	fmt.Println("outbox schema version", version)
-	// Output: outbox schema version 5
+	// Output: outbox schema version 6
 }
