@@ -24,26 +24,42 @@ var ErrNoTopic = errors.New("outbox: message has no topic")
 const notifySQL = `
 SELECT pg_notify('` + NotifyChannel + `', '') FROM (SELECT count(*) FROM inserted) AS n`
 
-// enqueueOneSQL writes a single message: a plain VALUES insert, the common
+// insertOneSQL writes a single message: a plain VALUES insert, the common
 // case and the cheapest statement for it.
-const enqueueOneSQL = `
-WITH inserted AS (
+const insertOneSQL = `
 	INSERT INTO outbox (message_id, topic, key, payload, metadata)
-	VALUES ($1, $2, $3, $4, $5)
-	RETURNING 1
-)` + notifySQL
+	VALUES ($1, $2, $3, $4, $5)`
 
-// enqueueManySQL writes any number of messages from five arrays, in the
+// insertManySQL writes any number of messages from five arrays, in the
 // order given.
-const enqueueManySQL = `
-WITH inserted AS (
+const insertManySQL = `
 	INSERT INTO outbox (message_id, topic, key, payload, metadata)
 	SELECT m.id, m.topic, m.key, m.payload, m.metadata
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])
 		WITH ORDINALITY AS m(id, topic, key, payload, metadata, n)
-	ORDER BY m.n
-	RETURNING 1
-)` + notifySQL
+	ORDER BY m.n`
+
+// The statements of EnqueueTx and EnqueueBatch, with and without the
+// wake-up.
+const (
+	enqueueOneSQL        = "WITH inserted AS (" + insertOneSQL + returningSQL + notifySQL
+	enqueueManySQL       = "WITH inserted AS (" + insertManySQL + returningSQL + notifySQL
+	enqueueOneSilentSQL  = insertOneSQL
+	enqueueManySilentSQL = insertManySQL
+	returningSQL         = " RETURNING 1)"
+)
+
+// Writer writes messages into the outbox with options. The package's
+// EnqueueTx and EnqueueBatch are those of the zero Writer.
+type Writer struct {
+	// WithoutNotify leaves out the pg_notify that wakes polling relays at
+	// commit. PostgreSQL serializes the commits of notifying transactions
+	// across the whole cluster, so writers that feed a relay capturing from
+	// the WAL (which needs no wake-up) commit faster without it. A polling
+	// relay still finds the messages, a poll interval later. Defaults to
+	// false: relays are woken.
+	WithoutNotify bool
+}
 
 // EnqueueTx writes msgs into the outbox inside tx, in one round trip. The
 // messages are not published until tx commits, and they are gone if it rolls
@@ -53,10 +69,15 @@ WITH inserted AS (
 // Messages with the same Key are published in the order given here, and
 // after those of earlier transactions.
 func EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
+	return Writer{}.EnqueueTx(ctx, tx, msgs...)
+}
+
+// EnqueueTx is the package's EnqueueTx with w's options.
+func (w Writer) EnqueueTx(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	sql, args, err := enqueueStatement(msgs)
+	sql, args, err := w.statement(msgs)
 	if err != nil {
 		return err
 	}
@@ -86,10 +107,15 @@ func Enqueue(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 // batch results (BatchResults.Close); EnqueueBatch itself returns only the
 // errors of msgs (ErrNoTopic). Ordering and wake-ups are as with EnqueueTx.
 func EnqueueBatch(b *pgx.Batch, msgs ...Message) error {
+	return Writer{}.EnqueueBatch(b, msgs...)
+}
+
+// EnqueueBatch is the package's EnqueueBatch with w's options.
+func (w Writer) EnqueueBatch(b *pgx.Batch, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	sql, args, err := enqueueStatement(msgs)
+	sql, args, err := w.statement(msgs)
 	if err != nil {
 		return err
 	}
@@ -97,14 +123,18 @@ func EnqueueBatch(b *pgx.Batch, msgs ...Message) error {
 	return nil
 }
 
-// enqueueStatement returns the statement writing msgs and its arguments.
-func enqueueStatement(msgs []Message) (string, []any, error) {
+// statement returns the statement writing msgs and its arguments.
+func (w Writer) statement(msgs []Message) (string, []any, error) {
+	one, many := enqueueOneSQL, enqueueManySQL
+	if w.WithoutNotify {
+		one, many = enqueueOneSilentSQL, enqueueManySilentSQL
+	}
 	if len(msgs) == 1 {
 		id, topic, key, payload, metadata, err := columns(0, msgs[0])
 		if err != nil {
 			return "", nil, err
 		}
-		return enqueueOneSQL, []any{id, topic, key, payload, metadata}, nil
+		return one, []any{id, topic, key, payload, metadata}, nil
 	}
 	var (
 		ids      = make([]uuid.UUID, len(msgs))
@@ -120,7 +150,7 @@ func enqueueStatement(msgs []Message) (string, []any, error) {
 			return "", nil, err
 		}
 	}
-	return enqueueManySQL, []any{ids, topics, keys, payloads, metadata}, nil
+	return many, []any{ids, topics, keys, payloads, metadata}, nil
 }
 
 // columns returns the column values of m, the i-th message of a call, with

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/outbox"
 )
 
 // Config defaults.
@@ -46,6 +47,10 @@ type Config struct {
 	// Argon2 are the password hashing parameters; zero fields take their
 	// defaults. Defaults to signup.DefaultParams.
 	Argon2 signup.Params
+	// Outbox writes each signup's user.created message; WithoutNotify
+	// spares the commit its pg_notify when relays capture from the WAL.
+	// Defaults to the zero outbox.Writer (relays are woken at commit).
+	Outbox outbox.Writer
 	// Logger receives access logs and errors, as JSON if the caller's
 	// handler writes JSON; every line of a request carries its request_id.
 	// Defaults to slog.Default().

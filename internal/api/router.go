@@ -33,6 +33,7 @@ func newRouter(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (http.Handle
 		Argon2:  cfg.Argon2,
 		Logger:  logger,
 		Created: m.signups,
+		Outbox:  cfg.Outbox,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

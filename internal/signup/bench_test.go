@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/outbox"
 )
 
 // BenchmarkSignupTx measures what the outbox adds to a signup transaction,
@@ -47,7 +48,7 @@ func BenchmarkSignupTx(b *testing.B) {
 				}
 				batch := &pgx.Batch{}
 				if bc.enqueue {
-					err = queueCreateUser(batch, user, hash, Trace{CorrelationID: "bench"})
+					err = queueCreateUser(batch, outbox.Writer{}, user, hash, Trace{CorrelationID: "bench"})
 				} else {
 					queueInsertUser(batch, user, hash)
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outboxd/outboxd/internal/tracing"
+	"github.com/outboxd/outboxd/outbox"
 )
 
 // rollbackTimeout bounds a rollback that runs after the request's context
@@ -38,6 +39,9 @@ type Config struct {
 	// Created is incremented once per user created (not per replay).
 	// Defaults to none.
 	Created prometheus.Counter
+	// Outbox writes the user.created message. Defaults to the zero
+	// outbox.Writer, which wakes polling relays at commit.
+	Outbox outbox.Writer
 }
 
 // Handler serves POST /v1/signup and GET /v1/users/{id}.
@@ -46,6 +50,7 @@ type Handler struct {
 	hasher  *Hasher
 	logger  *slog.Logger
 	created prometheus.Counter
+	outbox  outbox.Writer
 }
 
 // NewHandler returns the signup handlers over pool.
@@ -61,7 +66,7 @@ func NewHandler(pool *pgxpool.Pool, cfg Config) (*Handler, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{pool: pool, hasher: hasher, logger: logger, created: cfg.Created}, nil
+	return &Handler{pool: pool, hasher: hasher, logger: logger, created: cfg.Created, outbox: cfg.Outbox}, nil
 }
 
 // Signup handles POST /v1/signup: it answers 201 with the new user and a
@@ -155,7 +160,7 @@ func (h *Handler) create(ctx context.Context, in Input, passwordHash string, tra
 		return nil, false, err
 	}
 	b := &pgx.Batch{}
-	if err := queueCreateUser(b, user, passwordHash, trace); err != nil {
+	if err := queueCreateUser(b, h.outbox, user, passwordHash, trace); err != nil {
 		return nil, false, err
 	}
 	if key == "" {

@@ -59,7 +59,7 @@ func newUser(in Input) (User, error) {
 // its user.created message. Sent outside a transaction, b is one implicit
 // transaction and one round trip: both rows commit, or neither. The batch's
 // error goes through createUserError.
-func queueCreateUser(b *pgx.Batch, user User, passwordHash string, trace Trace) error {
+func queueCreateUser(b *pgx.Batch, w outbox.Writer, user User, passwordHash string, trace Trace) error {
 	payload, err := json.Marshal(event.UserCreated{
 		UserID:    user.ID,
 		Email:     user.Email,
@@ -77,7 +77,7 @@ func queueCreateUser(b *pgx.Batch, user User, passwordHash string, trace Trace) 
 		metadata[outbox.MetadataTraceparent] = trace.Traceparent
 	}
 	queueInsertUser(b, user, passwordHash)
-	err = outbox.EnqueueBatch(b, outbox.Message{
+	err = w.EnqueueBatch(b, outbox.Message{
 		Topic:    event.TopicUserCreated,
 		Key:      user.ID.String(),
 		Payload:  payload,
