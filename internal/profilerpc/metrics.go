@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outboxd/outboxd/internal/metrics"
 	"github.com/outboxd/outboxd/internal/profile"
 )
 
@@ -49,9 +50,9 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 		return m, nil
 	}
 	var errs [3]error
-	m.requests, errs[0] = register(reg, m.requests)
-	m.duration, errs[1] = register(reg, m.duration)
-	m.late, errs[2] = register(reg, m.late)
+	m.requests, errs[0] = metrics.Register(reg, m.requests)
+	m.duration, errs[1] = metrics.Register(reg, m.duration)
+	m.late, errs[2] = metrics.Register(reg, m.late)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("register profile client metrics: %w", err)
 	}
@@ -78,20 +79,4 @@ func outcome(err error) string {
 		return outcomeFailed
 	}
 	return outcomeCanceled
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so that two Clients on one registry share their metrics.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }

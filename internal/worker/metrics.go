@@ -8,10 +8,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outboxd/outboxd/internal/metrics"
 )
 
-// metrics are the worker's Prometheus metrics, each labelled by handler.
-type metrics struct {
+// handlerMetrics are the worker's Prometheus metrics, each labelled by handler.
+type handlerMetrics struct {
 	handled      *prometheus.CounterVec
 	failed       *prometheus.CounterVec
 	retried      *prometheus.CounterVec
@@ -20,13 +22,13 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
 	counter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "outboxd", Subsystem: "worker", Name: name, Help: help,
 		}, []string{"handler"})
 	}
-	m := &metrics{
+	m := &handlerMetrics{
 		handled:      counter("messages_handled_total", "Messages a handler processed successfully, duplicates included."),
 		failed:       counter("messages_failed_total", "Failed attempts at a message."),
 		retried:      counter("messages_retried_total", "Attempts that retried a failed one."),
@@ -42,38 +44,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs [6]error
-	m.handled, errs[0] = register(reg, m.handled)
-	m.failed, errs[1] = register(reg, m.failed)
-	m.retried, errs[2] = register(reg, m.retried)
-	m.deadLettered, errs[3] = register(reg, m.deadLettered)
-	m.duplicates, errs[4] = register(reg, m.duplicates)
-	m.duration, errs[5] = register(reg, m.duration)
+	m.handled, errs[0] = metrics.Register(reg, m.handled)
+	m.failed, errs[1] = metrics.Register(reg, m.failed)
+	m.retried, errs[2] = metrics.Register(reg, m.retried)
+	m.deadLettered, errs[3] = metrics.Register(reg, m.deadLettered)
+	m.duplicates, errs[4] = metrics.Register(reg, m.duplicates)
+	m.duration, errs[5] = metrics.Register(reg, m.duration)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("register worker metrics: %w", err)
 	}
 	return m, nil
 }
 
-// register registers c, or returns the collector already registered under
-// its name, so that two workers on one registry share their metrics.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
-
 // instrument counts each attempt as handled or failed, counts retries and
 // times the attempt; failures are logged as warnings (the dead letter, if it
 // comes to that, is logged as an error).
-func instrument(handler string, m *metrics, logger *slog.Logger) message.HandlerMiddleware {
+func instrument(handler string, m *handlerMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := msg.Context()

@@ -22,7 +22,7 @@ const storeTimeout = 10 * time.Second
 // deadline) is not given up on: its error goes back to the router, which
 // nacks it for redelivery. If storing fails, the message is nacked too, so
 // it is never lost.
-func deadLetter(handler string, pool *pgxpool.Pool, m *metrics, logger *slog.Logger) message.HandlerMiddleware {
+func deadLetter(handler string, pool *pgxpool.Pool, m *handlerMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := msg.Context()

@@ -31,7 +31,7 @@ type Worker struct {
 	mailer    mail.Mailer
 	cfg       Config
 	logger    *slog.Logger
-	metrics   *metrics
+	metrics   *handlerMetrics
 
 	mu     sync.Mutex
 	ran    bool
