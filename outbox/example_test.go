@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -18,17 +17,7 @@ import (
 var exampleDSN string
 
 func TestMain(m *testing.M) {
-	dsn, drop, err := pgtest.Create(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	exampleDSN = dsn
-	code := m.Run()
-	if err := drop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
+	pgtest.Main(m, pgtest.WithDatabase(&exampleDSN))
 }
 
 // Enqueue a message in the same transaction as the change it announces.
