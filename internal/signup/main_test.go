@@ -3,9 +3,9 @@ package signup
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/outboxd/outboxd/internal/pgtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	pgtest.Main(m)
 }
