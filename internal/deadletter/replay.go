@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/outbox/pgtx"
 )
 
 // Beginner starts transactions: a *pgxpool.Pool or a *pgx.Conn.
@@ -34,7 +34,7 @@ var relayMetadata = []string{outbox.MetadataMessageID, outbox.MetadataKey, outbo
 // Replay is all or nothing: if any id is not a dead letter it replays none
 // and returns an error wrapping ErrNotFound. It returns how many dead
 // letters it replayed.
-func Replay(ctx context.Context, db Beginner, ids ...int64) (int, error) {
+func Replay(ctx context.Context, db Beginner, ids ...int64) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
@@ -43,7 +43,7 @@ func Replay(ctx context.Context, db Beginner, ids ...int64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("replay dead letters: begin: %w", err)
 	}
-	defer rollback(ctx, tx)
+	defer pgtx.Rollback(ctx, tx)
 
 	rows, err := tx.Query(ctx, `
 DELETE FROM dead_letters WHERE id = ANY($1::bigint[])
@@ -79,7 +79,7 @@ RETURNING id, message_id, topic, payload, metadata`, ids)
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("replay dead letters: commit: %w", err)
 	}
-	return len(letters), nil
+	return int64(len(letters)), nil
 }
 
 // message is the outbox message that re-drives d.
@@ -109,12 +109,4 @@ func missing(ids []int64, found []DeadLetter) []int64 {
 		}
 	}
 	return out
-}
-
-// rollback ends tx even when ctx is already cancelled; after a commit it is a
-// no-op.
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -19,11 +18,8 @@ import (
 
 	"github.com/outboxd/outboxd/internal/tracing"
 	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/outbox/pgtx"
 )
-
-// rollbackTimeout bounds a rollback that runs after the request's context
-// may already have ended.
-const rollbackTimeout = 5 * time.Second
 
 // Config configures a Handler.
 type Config struct {
@@ -174,7 +170,7 @@ func (h *Handler) create(ctx context.Context, in Input, passwordHash string, tra
 	if err != nil {
 		return nil, false, fmt.Errorf("begin signup: %w", err)
 	}
-	defer rollback(ctx, tx)
+	defer pgtx.Rollback(ctx, tx)
 	stored, err := claimKeyTx(ctx, tx, key, reqHash)
 	if err != nil || stored != nil {
 		return stored, stored != nil, err
@@ -247,12 +243,4 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return "", errBadIdempotencyKey
 	}
 	return values[0], nil
-}
-
-// rollback ends tx if it is still open, even when ctx has been cancelled
-// (a cancelled context would skip the rollback and poison the connection).
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	_ = tx.Rollback(ctx) // ErrTxClosed after a commit: nothing to do
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/outboxd/outboxd/outbox/pgtx"
 )
 
 // ErrNoHandler is returned for an empty handler name.
@@ -29,10 +31,6 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// rollbackTimeout bounds a rollback that runs after the caller's context
-// ended, so a dead connection cannot hang the handler.
-const rollbackTimeout = 5 * time.Second
-
 // Process runs fn exactly once per (handler, messageID): it records the
 // message in the inbox and runs fn in one transaction, and commits both. If
 // handler already processed messageID, Process writes nothing, does not call
@@ -51,7 +49,7 @@ func Process(ctx context.Context, db Beginner, handler string, messageID uuid.UU
 	if err != nil {
 		return false, fmt.Errorf("inbox %s: begin: %w", handler, err)
 	}
-	defer rollback(ctx, tx)
+	defer pgtx.Rollback(ctx, tx)
 	done, err = ProcessTx(ctx, tx, handler, messageID, fn)
 	if err != nil || !done {
 		return false, err
@@ -155,12 +153,4 @@ func validate(handler string, messageID uuid.UUID) error {
 		return ErrNoMessageID
 	}
 	return nil
-}
-
-// rollback ends tx even when ctx is already cancelled; after a commit it is a
-// no-op.
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }
