@@ -96,9 +96,7 @@ func (c *DLQReplayCmd) Run(ctx context.Context, g *Globals) error {
 	if c.Relay {
 		n, err = relay.Replay(ctx, pool, c.IDs...)
 	} else {
-		var m int
-		m, err = deadletter.Replay(ctx, pool, c.IDs...)
-		n = int64(m)
+		n, err = deadletter.Replay(ctx, pool, c.IDs...)
 	}
 	if err != nil {
 		return err

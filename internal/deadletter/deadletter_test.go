@@ -154,7 +154,7 @@ func TestReplay(t *testing.T) {
 
 		n, err := deadletter.Replay(ctx, b.pool, id)
 		require.NoError(t, err)
-		require.Equal(t, 1, n)
+		require.Equal(t, int64(1), n)
 
 		left, err := deadletter.List(ctx, b.pool, deadletter.Filter{})
 		require.NoError(t, err)
@@ -189,7 +189,7 @@ func TestReplay(t *testing.T) {
 
 		n, err := deadletter.Replay(ctx, b.pool, ids[2], ids[0], ids[1], ids[0])
 		require.NoError(t, err)
-		require.Equal(t, 3, n)
+		require.Equal(t, int64(3), n)
 		var got []uuid.UUID
 		rows, err := b.pool.Query(ctx, `SELECT message_id FROM outbox ORDER BY id`)
 		require.NoError(t, err)

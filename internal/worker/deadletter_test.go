@@ -102,7 +102,7 @@ func TestFailingMessageIsRetriedDeadLetteredAndReplayed(t *testing.T) {
 	insertUser(t, b.pool, orphan)
 	n, err := deadletter.Replay(ctx, b.pool, d.ID)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Equal(t, int64(1), n)
 	require.Empty(t, deadLetters(t, b, deadletter.Filter{}))
 
 	// The relay would publish the outbox row now; do what it does.
