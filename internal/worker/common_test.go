@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/internal/mail"
@@ -32,17 +30,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) != "" {
 		os.Exit(childMain())
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(
-			// nats.go keeps a package-level timer pool goroutine.
-			goleak.IgnoreTopFunction("github.com/nats-io/nats.go.(*timeoutPool).run"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	pgtest.Main(m)
 }
 
 // testBundle is a worker wired to a fresh database, an in-process SMTP
