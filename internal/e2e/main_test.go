@@ -1,13 +1,13 @@
 package e2e_test
 
 import (
-	"os"
 	"testing"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/tracing"
 )
 
@@ -18,5 +18,5 @@ var spans = tracetest.NewSpanRecorder()
 func TestMain(m *testing.M) {
 	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
 	otel.SetTextMapPropagator(tracing.Propagator)
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }

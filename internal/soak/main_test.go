@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/outboxd/outboxd/internal/cli"
+	"github.com/outboxd/outboxd/internal/pgtest"
 )
 
 // envChildArgs makes the test binary run outboxd itself with these
@@ -29,5 +30,5 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
