@@ -135,3 +135,13 @@ func PurgeDeadLetters(ctx context.Context, db DB, ids ...int64) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
+
+// PurgeAllDeadLetters deletes every dead letter for good and returns how
+// many it deleted.
+func PurgeAllDeadLetters(ctx context.Context, db DB) (int64, error) {
+	tag, err := db.Exec(ctx, `DELETE FROM outbox_dead_letters`)
+	if err != nil {
+		return 0, fmt.Errorf("purge all dead letters: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -145,6 +145,16 @@ VALUES ($1, gen_random_uuid(), 't', 'k', '\x00', '{}', now(), pg_current_xact_id
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
 	require.Equal(t, 2, countRows(t, pool, `SELECT count(*) FROM outbox WHERE attempts = 0 AND last_error IS NULL`))
+
+	n, err = relay.PurgeAllDeadLetters(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "13 was left")
+	rest, err = relay.ListDeadLetters(ctx, pool, relay.ListDeadLettersParams{})
+	require.NoError(t, err)
+	require.Empty(t, rest)
+	n, err = relay.PurgeAllDeadLetters(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }
 
 func ids(ds []relay.DeadLetter) []int64 {

@@ -118,8 +118,7 @@ func (c *DLQPurgeCmd) Run(ctx context.Context, g *Globals) error {
 	var n int64
 	switch {
 	case c.Relay && c.All:
-		tag, execErr := pool.Exec(ctx, "DELETE FROM outbox_dead_letters")
-		n, err = tag.RowsAffected(), execErr
+		n, err = relay.PurgeAllDeadLetters(ctx, pool)
 	case c.Relay:
 		n, err = relay.PurgeDeadLetters(ctx, pool, c.IDs...)
 	case c.All:
