@@ -4,8 +4,12 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/outboxd/outboxd/internal/api"
+	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/outbox"
 )
 
 // APICmd serves the signup HTTP API; profiles are read from the profile
@@ -26,6 +30,8 @@ type APIFlags struct {
 	Argon2Parallelism uint8         `name:"argon2-parallelism" env:"ARGON2_PARALLELISM" default:"1" help:"argon2id parallelism."`
 	ProfileTimeout    time.Duration `name:"profile-request-timeout" env:"PROFILE_REQUEST_TIMEOUT" default:"2s" help:"How long GET /v1/users/{id}/profile waits for the profile service before it answers 504."`
 	IdempotencyKeyTTL time.Duration `name:"idempotency-key-ttl" env:"IDEMPOTENCY_KEY_TTL" default:"24h" help:"How long an Idempotency-Key's response is kept for replay before the key is pruned; 0 keeps keys forever, otherwise at least 1h."`
+	// Empty is on, except in dev beside a relay told to stream the WAL.
+	OutboxNotify string `name:"outbox-notify" env:"OUTBOX_NOTIFY" placeholder:"on|off" help:"Wake the relays with pg_notify at each signup's commit (on) or not (off: relays that capture from the WAL need no wake-up). Defaults to on; dev defaults to off when RELAY_CAPTURE=wal."`
 }
 
 func (f APIFlags) config(g *Globals, addr string) api.Config {
@@ -39,6 +45,7 @@ func (f APIFlags) config(g *Globals, addr string) api.Config {
 			Iterations:  f.Argon2Iterations,
 			Parallelism: f.Argon2Parallelism,
 		},
+		Outbox: outbox.Writer{WithoutNotify: f.OutboxNotify == notifyOff},
 		Logger: g.Logger(),
 	}
 }
@@ -52,24 +59,34 @@ func (c *APICmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	acfg := c.APIFlags.config(g, c.HTTPAddr)
+	bcfg, err := c.BrokerFlags.config(g, g.Logger())
+	if err != nil {
+		return err
+	}
+	srv, beside, err := newAPI(g, pool, bcfg, c.APIFlags, c.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	return runAll(ctx, append(beside, srv.ListenAndServe)...)
+}
+
+// newAPI builds the API server, with a registry of its own, and the loops
+// that run beside it: the profile service's client (when the broker has
+// request–reply) and the idempotency-key pruner (unless keys are kept).
+func newAPI(g *Globals, pool *pgxpool.Pool, bcfg broker.Config, f APIFlags, addr string) (*api.Server, []func(context.Context) error, error) {
+	acfg := f.config(g, addr)
 	acfg.Registry = newRegistry()
-	bcfg, err := c.BrokerFlags.config(g, acfg.Logger)
+	profiles, err := newProfileClient(bcfg, f.ProfileTimeout, acfg.Registry, &acfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	profiles, err := newProfileClient(bcfg, c.ProfileTimeout, acfg.Registry, &acfg)
-	if err != nil {
-		return err
-	}
-	pruneKeys := keyPruner(acfg.Logger, pool, c.IdempotencyKeyTTL)
 	srv, err := api.New(pool, acfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	run := []func(context.Context) error{srv.ListenAndServe}
+	var beside []func(context.Context) error
 	if profiles != nil {
-		run = append(run, profiles.Run)
+		beside = append(beside, profiles.Run)
 	}
-	return runAll(ctx, appendIf(run, pruneKeys)...)
+	return srv, appendIf(beside, keyPruner(acfg.Logger, pool, f.IdempotencyKeyTTL)), nil
 }

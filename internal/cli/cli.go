@@ -59,6 +59,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (code in
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exited, code = true, c }),
 		kong.Vars{"default_database_url": DefaultDatabaseURL},
+		relayVars(),
 		kong.BindTo(ctx, (*context.Context)(nil)),
 	)
 	if err != nil {

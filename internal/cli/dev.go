@@ -1,20 +1,22 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outboxd/outboxd/internal/admin"
-	"github.com/outboxd/outboxd/internal/api"
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/database"
 	"github.com/outboxd/outboxd/internal/mail"
+	"github.com/outboxd/outboxd/relay"
 )
 
 // DevCmd runs the whole system in one process for development: it creates
@@ -68,28 +70,18 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 	}
 
 	reg := newRegistry()
-	rcfg := c.RelayFlags.config(bcfg.Kind)
-	rcfg.Logger, rcfg.Registerer = logger, reg
-	r, closePub, err := newRelay(ctx, pool, bcfg, rcfg)
+	r, closePub, err := newRelay(ctx, pool, bcfg, c.RelayFlags.config(bcfg.Kind, logger, reg))
 	if err != nil {
 		return err
 	}
 	defer closePub()
-	wcfg := c.WorkerFlags.config(logger)
-	wcfg.Registerer = reg
-	w, err := newWorker(pool, bcfg, mail.LogMailer{Logger: logger}, wcfg)
+	w, workerBeside, err := newWorker(pool, bcfg, mail.LogMailer{Logger: logger}, c.WorkerFlags, logger, reg)
 	if err != nil {
 		return err
 	}
-	acfg := c.APIFlags.config(g, c.HTTPAddr)
-	acfg.Registry = newRegistry()
-	profiles, err := newProfileClient(bcfg, c.ProfileTimeout, acfg.Registry, &acfg)
-	if err != nil {
-		return err
-	}
-	pruneKeys := keyPruner(logger, pool, c.IdempotencyKeyTTL)
-	pruneInbox := inboxPruner(logger, pool, c.InboxRetention)
-	srv, err := api.New(pool, acfg)
+	apiFlags := c.APIFlags
+	apiFlags.OutboxNotify = cmp.Or(apiFlags.OutboxNotify, devNotify(c.Capture))
+	srv, apiBeside, err := newAPI(g, pool, bcfg, apiFlags, c.HTTPAddr)
 	if err != nil {
 		return err
 	}
@@ -124,10 +116,18 @@ Ctrl-C stops everything.
 			return admin.ServeListener(ctx, adminLn, admin.Handler(reg, ready), logger)
 		},
 	}
-	if profiles != nil {
-		run = append(run, profiles.Run)
+	return runAll(ctx, slices.Concat(run, apiBeside, workerBeside)...)
+}
+
+// devNotify is dev's OUTBOX_NOTIFY when it is unset: the API wakes the
+// relay beside it unless that relay is told to stream the WAL. With
+// RELAY_CAPTURE=auto it notifies: a relay that ends up polling needs the
+// wake-up, one that streams ignores it.
+func devNotify(capture string) string {
+	if relay.Capture(capture) == relay.CaptureWAL {
+		return notifyOff
 	}
-	return runAll(ctx, appendIf(appendIf(run, pruneKeys), pruneInbox)...)
+	return notifyOn
 }
 
 // createDatabase creates the database dsn names when the server answers but

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,21 +27,45 @@ type RelayCmd struct {
 	RelayFlags
 }
 
-// RelayFlags tune the relay engine; shared by relay and dev.
-type RelayFlags struct {
-	BatchSize    int           `name:"batch-size" env:"RELAY_BATCH_SIZE" default:"500" help:"Rows claimed and published at once."`
-	PollInterval time.Duration `name:"poll-interval" env:"RELAY_POLL_INTERVAL" default:"1s" help:"Fallback poll when no notification arrives."`
-	Retention    time.Duration `name:"retention" env:"RELAY_RETENTION" default:"0s" help:"Keep published rows this long (0 deletes them at once)."`
-	MaxAttempts  int           `name:"max-attempts" env:"RELAY_MAX_ATTEMPTS" default:"5" help:"Attempts at a message the broker rejects for good before it is dead-lettered."`
+// captureDefault is RELAY_CAPTURE's default, in this one place (the README
+// states it).
+const captureDefault = relay.CaptureAuto
+
+// relayVars are the kong variables of RelayFlags' defaults: the relay
+// package's own, so that the flags cannot drift from them.
+func relayVars() kong.Vars {
+	return kong.Vars{
+		"relay_batch_size":    strconv.Itoa(relay.BatchSizeDefault),
+		"relay_poll_interval": relay.PollIntervalDefault.String(),
+		"relay_max_attempts":  strconv.Itoa(relay.MaxAttemptsDefault),
+		"relay_capture":       string(captureDefault),
+		"relay_publication":   relay.PublicationDefault,
+	}
 }
 
-func (f RelayFlags) config(kind broker.Kind) relay.Config {
+// RelayFlags tune the relay engine; shared by relay and dev.
+type RelayFlags struct {
+	BatchSize    int           `name:"batch-size" env:"RELAY_BATCH_SIZE" default:"${relay_batch_size}" help:"Rows claimed and published at once."`
+	PollInterval time.Duration `name:"poll-interval" env:"RELAY_POLL_INTERVAL" default:"${relay_poll_interval}" help:"Fallback poll when no notification arrives."`
+	Retention    time.Duration `name:"retention" env:"RELAY_RETENTION" default:"0s" help:"Keep published rows this long (0 deletes them at once)."`
+	MaxAttempts  int           `name:"max-attempts" env:"RELAY_MAX_ATTEMPTS" default:"${relay_max_attempts}" help:"Attempts at a message the broker rejects for good before it is dead-lettered."`
+	Capture      string        `name:"capture" env:"RELAY_CAPTURE" default:"${relay_capture}" help:"How the relay finds committed rows: poll (claims them under the transaction horizon), wal (streams a logical replication slot; needs wal_level=logical and a role with REPLICATION), auto (wal where the server and role allow it, else poll)."`
+	Slot         string        `name:"slot" env:"RELAY_SLOT" help:"Logical replication slot of WAL capture; empty derives one from the database name."`
+	Publication  string        `name:"publication" env:"RELAY_PUBLICATION" default:"${relay_publication}" help:"Publication of the outbox's inserts that WAL capture reads."`
+}
+
+func (f RelayFlags) config(kind broker.Kind, logger *slog.Logger, reg prometheus.Registerer) relay.Config {
 	return relay.Config{
 		BatchSize:    f.BatchSize,
 		PollInterval: f.PollInterval,
 		Retention:    f.Retention,
 		MaxAttempts:  f.MaxAttempts,
+		Capture:      relay.Capture(f.Capture), // checked by validate
+		Slot:         f.Slot,
+		Publication:  f.Publication,
 		IsPermanent:  func(err error) bool { return broker.IsPermanent(kind, err) },
+		Logger:       logger,
+		Registerer:   reg,
 	}
 }
 
@@ -55,9 +82,7 @@ func (c *RelayCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	reg := newRegistry()
-	rcfg := c.RelayFlags.config(bcfg.Kind)
-	rcfg.Logger, rcfg.Registerer = logger, reg
-	r, closePub, err := newRelay(ctx, pool, bcfg, rcfg)
+	r, closePub, err := newRelay(ctx, pool, bcfg, c.RelayFlags.config(bcfg.Kind, logger, reg))
 	if err != nil {
 		return err
 	}

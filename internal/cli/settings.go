@@ -12,6 +12,7 @@ import (
 	"github.com/outboxd/outboxd/internal/prune"
 	"github.com/outboxd/outboxd/internal/signup"
 	"github.com/outboxd/outboxd/outbox/inbox"
+	"github.com/outboxd/outboxd/relay"
 )
 
 // checkKeep validates a retention setting: 0 (keep forever) or at least
@@ -49,13 +50,29 @@ func inboxPruner(logger *slog.Logger, pool *pgxpool.Pool, retention time.Duratio
 		func(ctx context.Context, d time.Duration) (int64, error) { return inbox.Prune(ctx, pool, d) })
 }
 
+// The values of OUTBOX_NOTIFY.
+const (
+	notifyOn  = "on"
+	notifyOff = "off"
+)
+
 func (f APIFlags) validate() error {
-	var timeouts error
+	var timeouts, notify error
 	if f.ProfileTimeout >= f.RequestTimeout {
 		// The request would end first: a 503 instead of the profile's 504.
 		timeouts = fmt.Errorf("PROFILE_REQUEST_TIMEOUT=%s must be shorter than REQUEST_TIMEOUT=%s", f.ProfileTimeout, f.RequestTimeout)
 	}
-	return errors.Join(timeouts, checkKeep("IDEMPOTENCY_KEY_TTL", f.IdempotencyKeyTTL, signup.MinKeyTTL))
+	if f.OutboxNotify != "" && f.OutboxNotify != notifyOn && f.OutboxNotify != notifyOff {
+		notify = fmt.Errorf("OUTBOX_NOTIFY=%s: use %s or %s", f.OutboxNotify, notifyOn, notifyOff)
+	}
+	return errors.Join(timeouts, notify, checkKeep("IDEMPOTENCY_KEY_TTL", f.IdempotencyKeyTTL, signup.MinKeyTTL))
+}
+
+func (f RelayFlags) validate() error {
+	if _, err := relay.ParseCapture(f.Capture); err != nil {
+		return fmt.Errorf("RELAY_CAPTURE=%s: %w", f.Capture, err)
+	}
+	return nil
 }
 
 func (f WorkerFlags) validate() error {
@@ -67,11 +84,14 @@ func (f WorkerFlags) validate() error {
 func (c *APICmd) Validate() error { return c.APIFlags.validate() }
 
 // Validate is called by kong after parsing.
+func (c *RelayCmd) Validate() error { return c.RelayFlags.validate() }
+
+// Validate is called by kong after parsing.
 func (c *WorkerCmd) Validate() error { return c.WorkerFlags.validate() }
 
 // Validate is called by kong after parsing.
 func (c *DevCmd) Validate() error {
-	return errors.Join(c.APIFlags.validate(), c.WorkerFlags.validate())
+	return errors.Join(c.APIFlags.validate(), c.RelayFlags.validate(), c.WorkerFlags.validate())
 }
 
 // appendIf appends fn to fns unless it is nil.

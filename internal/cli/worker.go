@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outboxd/outboxd/internal/admin"
 	"github.com/outboxd/outboxd/internal/broker"
@@ -35,8 +36,8 @@ type WorkerFlags struct {
 	InboxRetention time.Duration `name:"inbox-retention" env:"INBOX_RETENTION" default:"168h" help:"How long handlers remember a processed message (keep it longer than the broker may redeliver one); 0 keeps rows forever, otherwise at least 1h."`
 }
 
-func (f WorkerFlags) config(logger *slog.Logger) worker.Config {
-	return worker.Config{Handlers: f.Handlers, MaxRetries: f.MaxRetries, Logger: logger}
+func (f WorkerFlags) config(logger *slog.Logger, reg prometheus.Registerer) worker.Config {
+	return worker.Config{Handlers: f.Handlers, MaxRetries: f.MaxRetries, Logger: logger, Registerer: reg}
 }
 
 // Run consumes until ctx ends, then stops after the messages in hand.
@@ -68,28 +69,31 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	reg := newRegistry()
-	wcfg := c.WorkerFlags.config(logger)
-	wcfg.Registerer = reg
-	pruneInbox := inboxPruner(logger, pool, c.InboxRetention)
-	w, err := newWorker(pool, bcfg, mailer, wcfg)
+	w, beside, err := newWorker(pool, bcfg, mailer, c.WorkerFlags, logger, reg)
 	if err != nil {
 		return err
 	}
-	return runAll(ctx, appendIf([]func(context.Context) error{w.Run, func(ctx context.Context) error {
+	return runAll(ctx, append(beside, w.Run, func(ctx context.Context) error {
 		return admin.Serve(ctx, c.AdminAddr, admin.Handler(reg, w.Ready), logger)
-	}}, pruneInbox)...)
+	})...)
 }
 
-// newWorker builds the worker with one broker subscriber per handler, and
-// the profile service beside the profile handler.
-func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, wcfg worker.Config) (*worker.Worker, error) {
+// newWorker builds the worker with one broker subscriber per handler and
+// the profile service beside the profile handler, and the loop that runs
+// beside it: the inbox pruner (unless inbox rows are kept).
+func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, f WorkerFlags, logger *slog.Logger, reg prometheus.Registerer) (*worker.Worker, []func(context.Context) error, error) {
+	wcfg := f.config(logger, reg)
 	subscribe := func(ctx context.Context, group string) (message.Subscriber, error) {
 		return broker.NewSubscriber(ctx, bcfg, group)
 	}
 	services, err := profileServices(pool, bcfg, wcfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	wcfg.Services = append(wcfg.Services, services...)
-	return worker.New(pool, subscribe, mailer, wcfg)
+	w, err := worker.New(pool, subscribe, mailer, wcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, appendIf(nil, inboxPruner(logger, pool, f.InboxRetention)), nil
 }

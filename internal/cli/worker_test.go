@@ -83,8 +83,9 @@ func TestDLQListReplayPurge(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestBadSettingsFailAtStartUp: a retention that would prune rows still
-// needed, or a profile timeout the request's own timeout would cut short,
-// fails in one line naming the variable, before anything connects.
+// needed, a profile timeout the request's own timeout would cut short, or an
+// unknown mode fails in one line naming the variable, before anything
+// connects.
 func TestBadSettingsFailAtStartUp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -95,6 +96,10 @@ func TestBadSettingsFailAtStartUp(t *testing.T) {
 		{[]string{"worker", "--handlers", "profile", "--inbox-retention", "10m"}, "INBOX_RETENTION=10m0s: must be 0 (keep forever) or at least 1h0m0s"},
 		{[]string{"dev", "--inbox-retention", "1s"}, "INBOX_RETENTION=1s"},
 		{[]string{"api", "--profile-request-timeout", "10s", "--request-timeout", "5s"}, "PROFILE_REQUEST_TIMEOUT=10s must be shorter than REQUEST_TIMEOUT=5s"},
+		{[]string{"relay", "--capture", "foo"}, `RELAY_CAPTURE=foo: unknown capture mode "foo": use poll, wal or auto`},
+		{[]string{"dev", "--capture", "WAL"}, "RELAY_CAPTURE=WAL"},
+		{[]string{"api", "--outbox-notify", "maybe"}, "OUTBOX_NOTIFY=maybe: use on or off"},
+		{[]string{"dev", "--outbox-notify", "no"}, "OUTBOX_NOTIFY=no: use on or off"},
 	} {
 		code, _, errOut := run(context.Background(), append(tc.args, "--database-url", "postgres://nobody@127.0.0.1:1/none")...)
 		require.Equal(t, 2, code, "%v: %s", tc.args, errOut)
