@@ -257,6 +257,9 @@ func newRelay(t testing.TB, pool *pgxpool.Pool, pub message.Publisher, cfg relay
 	if cfg.RetryBackoffMax == 0 {
 		cfg.RetryBackoffMax = 200 * time.Millisecond
 	}
+	if cfg.WALStatusInterval == 0 {
+		cfg.WALStatusInterval = 200 * time.Millisecond
+	}
 	r, err := relay.New(pool, pub, cfg)
 	require.NoError(t, err)
 	return r

@@ -25,90 +25,94 @@ var errTooLarge = errors.New("broker: message too large")
 // Replay brings it back under the same message id.
 func TestRelayDeadLettersAPermanentlyRejectedMessage(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
-	reg := prometheus.NewPedanticRegistry()
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		ctx := context.Background()
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
+		reg := prometheus.NewPedanticRegistry()
 
-	var w keyedWriter
-	var msgs []outbox.Message
-	for i := range 100 {
-		msgs = append(msgs, w.next(fmt.Sprintf("k%d", i%5)))
-	}
-	poison := msgs[42]
-	s.setFail(func(m *message.Message) error {
-		if m.UUID == poison.ID.String() {
-			return fmt.Errorf("%w: %w", relay.ErrPermanent, errTooLarge)
+		var w keyedWriter
+		var msgs []outbox.Message
+		for i := range 100 {
+			msgs = append(msgs, w.next(fmt.Sprintf("k%d", i%5)))
 		}
-		return nil
-	})
-	enqueue(t, pool, msgs...)
-	r := start(t, newRelay(t, pool, s, relay.Config{MaxAttempts: 3, Registerer: reg}))
+		poison := msgs[42]
+		s.setFail(func(m *message.Message) error {
+			if m.UUID == poison.ID.String() {
+				return fmt.Errorf("%w: %w", relay.ErrPermanent, errTooLarge)
+			}
+			return nil
+		})
+		enqueue(t, pool, msgs...)
+		r := start(t, newRelay(t, pool, s, relay.Config{Capture: capture, MaxAttempts: 3, Registerer: reg}))
 
-	var letters []relay.DeadLetter
-	require.Eventually(t, func() bool {
-		var err error
+		var letters []relay.DeadLetter
+		require.Eventually(t, func() bool {
+			var err error
+			letters, err = relay.ListDeadLetters(ctx, pool, relay.ListDeadLettersParams{})
+			require.NoError(t, err)
+			return len(letters) == 1
+		}, 20*time.Second, 10*time.Millisecond)
+		d := letters[0]
+		require.Equal(t, poison.ID, d.MessageID)
+		require.Equal(t, poison.Key, d.Key)
+		require.Equal(t, poison.Payload, d.Payload)
+		require.Equal(t, poison.Metadata["seq"], d.Metadata["seq"])
+		require.Equal(t, 3, d.Attempts)
+		require.Contains(t, d.LastError, errTooLarge.Error())
+		require.Zero(t, countRows(t, pool, `SELECT count(*) FROM outbox WHERE message_id = $1`, poison.ID),
+			"a dead letter is in one table only")
+
+		s.waitDistinct(t, 99, 20*time.Second)
+		require.False(t, s.has(poison.ID))
+		require.Equal(t, 3.0, testutil.ToFloat64(metric(t, reg, "outboxd_relay_publish_failures_total", "permanent")))
+		require.Equal(t, 1.0, testutil.ToFloat64(metric(t, reg, "outboxd_relay_dead_lettered_total", "")))
+
+		// The broker takes it now: replay it.
+		s.setFail(nil)
+		n, err := relay.Replay(ctx, pool, d.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		require.Eventually(t, func() bool { return s.has(poison.ID) }, 10*time.Second, 5*time.Millisecond)
 		letters, err = relay.ListDeadLetters(ctx, pool, relay.ListDeadLettersParams{})
 		require.NoError(t, err)
-		return len(letters) == 1
-	}, 20*time.Second, 10*time.Millisecond)
-	d := letters[0]
-	require.Equal(t, poison.ID, d.MessageID)
-	require.Equal(t, poison.Key, d.Key)
-	require.Equal(t, poison.Payload, d.Payload)
-	require.Equal(t, poison.Metadata["seq"], d.Metadata["seq"])
-	require.Equal(t, 3, d.Attempts)
-	require.Contains(t, d.LastError, errTooLarge.Error())
-	require.Zero(t, countRows(t, pool, `SELECT count(*) FROM outbox WHERE message_id = $1`, poison.ID),
-		"a dead letter is in one table only")
-
-	s.waitDistinct(t, 99, 20*time.Second)
-	require.False(t, s.has(poison.ID))
-	require.Equal(t, 3.0, testutil.ToFloat64(metric(t, reg, "outboxd_relay_publish_failures_total", "permanent")))
-	require.Equal(t, 1.0, testutil.ToFloat64(metric(t, reg, "outboxd_relay_dead_lettered_total", "")))
-
-	// The broker takes it now: replay it.
-	s.setFail(nil)
-	n, err := relay.Replay(ctx, pool, d.ID)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	require.Eventually(t, func() bool { return s.has(poison.ID) }, 10*time.Second, 5*time.Millisecond)
-	letters, err = relay.ListDeadLetters(ctx, pool, relay.ListDeadLettersParams{})
-	require.NoError(t, err)
-	require.Empty(t, letters)
-	require.True(t, r.IsLeader())
+		require.Empty(t, letters)
+		require.True(t, r.IsLeader())
+	})
 }
 
 // A message rejected, then accepted on a later attempt, is not overtaken by
 // the later messages of its key, while other keys flow on.
 func TestRelayRetriedMessageHoldsBackItsKey(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
 
-	var w keyedWriter
-	var msgs []outbox.Message
-	for i := range 40 {
-		msgs = append(msgs, w.next(fmt.Sprintf("k%d", i%4)))
-	}
-	flaky := msgs[5] // k1 #2
-	var rejections atomic.Int32
-	s.setFail(func(m *message.Message) error {
-		if m.UUID == flaky.ID.String() && rejections.Add(1) <= 2 {
-			return relay.ErrPermanent
+		var w keyedWriter
+		var msgs []outbox.Message
+		for i := range 40 {
+			msgs = append(msgs, w.next(fmt.Sprintf("k%d", i%4)))
 		}
-		return nil
-	})
-	// One message per batch would hide the bug: the held key must be held
-	// across batches, by the database.
-	enqueue(t, pool, msgs...)
-	start(t, newRelay(t, pool, s, relay.Config{
-		MaxAttempts: 5, BatchSize: 4, RetryBackoffMin: 100 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond,
-	}))
+		flaky := msgs[5] // k1 #2
+		var rejections atomic.Int32
+		s.setFail(func(m *message.Message) error {
+			if m.UUID == flaky.ID.String() && rejections.Add(1) <= 2 {
+				return relay.ErrPermanent
+			}
+			return nil
+		})
+		// One message per batch would hide the bug: the held key must be held
+		// across batches, by the database.
+		enqueue(t, pool, msgs...)
+		start(t, newRelay(t, pool, s, relay.Config{Capture: capture,
+			MaxAttempts: 5, BatchSize: 4, RetryBackoffMin: 100 * time.Millisecond, RetryBackoffMax: 200 * time.Millisecond,
+		}))
 
-	s.waitDistinct(t, len(msgs), 20*time.Second)
-	require.EqualValues(t, 3, rejections.Load())
-	requireKeyOrder(t, s.all())
+		s.waitDistinct(t, len(msgs), 20*time.Second)
+		require.EqualValues(t, 3, rejections.Load())
+		requireKeyOrder(t, s.all())
+	})
 }
 
 func TestDeadLetterListPagesAndPurge(t *testing.T) {

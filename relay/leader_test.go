@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/pgtest"
@@ -21,118 +22,128 @@ import (
 // 5 s, nothing is lost and each key's first deliveries stay in order.
 func TestRelayFailsOverWhenTheLeaderDies(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		ctx := context.Background()
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
 
-	relays := make([]*running, 3)
-	for i := range relays {
-		relays[i] = start(t, newRelay(t, pool, s, relay.Config{
-			Name: fmt.Sprintf("r%d", i), BatchSize: 50, Concurrency: 4, PollInterval: 50 * time.Millisecond,
-		}))
-	}
+		relays := make([]*running, 3)
+		for i := range relays {
+			relays[i] = start(t, newRelay(t, pool, s, relay.Config{Capture: capture,
+				Name: fmt.Sprintf("r%d", i), BatchSize: 50, Concurrency: 4, PollInterval: 50 * time.Millisecond,
+			}))
+		}
 
-	// Never two leaders at once, sampled far faster than a takeover.
-	var most atomic.Int32
-	stopWatch := make(chan struct{})
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-tick.C:
-			}
-			n := int32(0)
-			for _, r := range relays {
-				if r.IsLeader() {
-					n++
+		// Never two leaders at once, sampled far faster than a takeover.
+		var most atomic.Int32
+		stopWatch := make(chan struct{})
+		var watch sync.WaitGroup
+		watch.Go(func() {
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stopWatch:
+					return
+				case <-tick.C:
+				}
+				n := int32(0)
+				for _, r := range relays {
+					if r.IsLeader() {
+						n++
+					}
+				}
+				if n > most.Load() {
+					most.Store(n)
 				}
 			}
-			if n > most.Load() {
-				most.Store(n)
-			}
-		}
-	})
-	defer func() { close(stopWatch); watch.Wait() }()
+		})
+		defer func() { close(stopWatch); watch.Wait() }()
 
-	// A steady stream of small transactions over 20 keys, ~1000 msg/s.
-	var w keyedWriter
-	var writing sync.WaitGroup
-	writeCtx, stopWriting := context.WithCancel(ctx)
-	defer stopWriting()
-	writing.Go(func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-writeCtx.Done():
-				return
-			case <-tick.C:
+		// A steady stream of small transactions over 20 keys, ~1000 msg/s.
+		var w keyedWriter
+		var writing sync.WaitGroup
+		writeCtx, stopWriting := context.WithCancel(ctx)
+		defer stopWriting()
+		writing.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-writeCtx.Done():
+					return
+				case <-tick.C:
+				}
+				msgs := make([]outbox.Message, 5)
+				for j := range msgs {
+					msgs[j] = w.next(fmt.Sprintf("k%d", (i*5+j)%20))
+				}
+				enqueue(t, pool, msgs...)
 			}
-			msgs := make([]outbox.Message, 5)
-			for j := range msgs {
-				msgs[j] = w.next(fmt.Sprintf("k%d", (i*5+j)%20))
-			}
-			enqueue(t, pool, msgs...)
-		}
-	})
+		})
 
-	leader := func() *running {
-		for _, r := range relays {
-			if r.IsLeader() {
-				return r
+		leader := func() *running {
+			for _, r := range relays {
+				if r.IsLeader() {
+					return r
+				}
 			}
+			return nil
 		}
-		return nil
-	}
-	for kill := 1; kill <= 2; kill++ {
+		for kill := 1; kill <= 2; kill++ {
+			delivered := s.distinct()
+			s.waitDistinct(t, delivered+500, 20*time.Second)
+			var victim *running
+			require.Eventually(t, func() bool { victim = leader(); return victim != nil }, 5*time.Second, time.Millisecond)
+			pid := lockHolder(t, pool, relay.LockKeyDefault)
+			require.NotZero(t, pid)
+
+			killedAt := time.Now()
+			terminate(t, pool, pid)
+			victim.stop(t)
+			require.Eventually(t, func() bool {
+				next := leader()
+				return next != nil && next != victim
+			}, 5*time.Second, time.Millisecond, "a standby takes over within 5 s")
+			t.Logf("kill %d: takeover in %s", kill, time.Since(killedAt).Round(time.Millisecond))
+		}
 		delivered := s.distinct()
 		s.waitDistinct(t, delivered+500, 20*time.Second)
-		var victim *running
-		require.Eventually(t, func() bool { victim = leader(); return victim != nil }, 5*time.Second, time.Millisecond)
-		pid := lockHolder(t, pool, relay.LockKeyDefault)
-		require.NotZero(t, pid)
+		stopWriting()
+		writing.Wait()
 
-		killedAt := time.Now()
-		terminate(t, pool, pid)
-		victim.stop(t)
-		require.Eventually(t, func() bool {
-			next := leader()
-			return next != nil && next != victim
-		}, 5*time.Second, time.Millisecond, "a standby takes over within 5 s")
-		t.Logf("kill %d: takeover in %s", kill, time.Since(killedAt).Round(time.Millisecond))
-	}
-	delivered := s.distinct()
-	s.waitDistinct(t, delivered+500, 20*time.Second)
-	stopWriting()
-	writing.Wait()
+		written := w.written()
+		s.waitDistinct(t, len(written), 60*time.Second)
+		if !assert.Eventually(t, func() bool { return countRows(t, pool, `SELECT count(*) FROM outbox`) == 0 },
+			10*time.Second, 10*time.Millisecond) {
+			rows, _ := pool.Query(ctx, `SELECT id, key, attempts, xid::text, created_at FROM outbox ORDER BY id`)
+			for rows.Next() {
+				vals, _ := rows.Values()
+				t.Log("left:", vals)
+			}
+			rows.Close()
+			t.FailNow()
+		}
+		got := s.all()
+		ids := map[string]bool{}
+		for _, d := range got {
+			ids[d.id] = true
+		}
+		for _, id := range written {
+			require.True(t, ids[id.String()], "message %s lost", id)
+		}
+		requireKeyOrder(t, got)
+		require.EqualValues(t, 1, most.Load(), "one leader at a time")
+		t.Logf("%d messages, %d deliveries (%d re-sent after a kill)", len(written), len(got), len(got)-len(written))
 
-	written := w.written()
-	s.waitDistinct(t, len(written), 60*time.Second)
-	require.Eventually(t, func() bool { return countRows(t, pool, `SELECT count(*) FROM outbox`) == 0 },
-		10*time.Second, 10*time.Millisecond)
-	got := s.all()
-	ids := map[string]bool{}
-	for _, d := range got {
-		ids[d.id] = true
-	}
-	for _, id := range written {
-		require.True(t, ids[id.String()], "message %s lost", id)
-	}
-	requireKeyOrder(t, got)
-	require.EqualValues(t, 1, most.Load(), "one leader at a time")
-	t.Logf("%d messages, %d deliveries (%d re-sent after a kill)", len(written), len(got), len(got)-len(written))
-
-	var name string
-	var heartbeatAge float64
-	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT name, extract(epoch FROM now() - heartbeat_at) FROM relay_leader WHERE lock_key = $1`,
-		relay.LockKeyDefault).Scan(&name, &heartbeatAge))
-	require.Equal(t, leader().Relay, relayNamed(relays, name).Relay, "relay_leader names the leader")
-	require.Less(t, heartbeatAge, 5.0)
+		var name string
+		var heartbeatAge float64
+		require.NoError(t, pool.QueryRow(ctx,
+			`SELECT name, extract(epoch FROM now() - heartbeat_at) FROM relay_leader WHERE lock_key = $1`,
+			relay.LockKeyDefault).Scan(&name, &heartbeatAge))
+		require.Equal(t, leader().Relay, relayNamed(relays, name).Relay, "relay_leader names the leader")
+		require.Less(t, heartbeatAge, 5.0)
+	})
 }
 
 func relayNamed(relays []*running, name string) *running {
@@ -148,23 +159,25 @@ func relayNamed(relays []*running, name string) *running {
 // its process lives on, and leads again once it has the lock back.
 func TestRelayStepsDownWhenItsLockConnectionDrops(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
-	r := start(t, newRelay(t, pool, s, relay.Config{}))
-	require.Eventually(t, r.IsLeader, 5*time.Second, time.Millisecond)
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
+		r := start(t, newRelay(t, pool, s, relay.Config{Capture: capture}))
+		require.Eventually(t, r.IsLeader, 5*time.Second, time.Millisecond)
 
-	pid := lockHolder(t, pool, relay.LockKeyDefault)
-	terminate(t, pool, pid)
-	require.Eventually(t, func() bool { return !r.IsLeader() }, time.Second, time.Millisecond,
-		"a dropped lock connection is noticed at once, not at the next check")
+		pid := lockHolder(t, pool, relay.LockKeyDefault)
+		terminate(t, pool, pid)
+		require.Eventually(t, func() bool { return !r.IsLeader() }, time.Second, time.Millisecond,
+			"a dropped lock connection is noticed at once, not at the next check")
 
-	require.Eventually(t, func() bool {
-		p := lockHolder(t, pool, relay.LockKeyDefault)
-		return r.IsLeader() && p != 0 && p != pid
-	}, 10*time.Second, 5*time.Millisecond, "it reconnects and leads again")
-	m := msgSeq("k", 1)
-	enqueue(t, pool, m)
-	require.Eventually(t, func() bool { return s.has(m.ID) }, 10*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool {
+			p := lockHolder(t, pool, relay.LockKeyDefault)
+			return r.IsLeader() && p != 0 && p != pid
+		}, 10*time.Second, 5*time.Millisecond, "it reconnects and leads again")
+		m := msgSeq("k", 1)
+		enqueue(t, pool, m)
+		require.Eventually(t, func() bool { return s.has(m.ID) }, 10*time.Second, 5*time.Millisecond)
+	})
 }
 
 // The leader refreshes its relay_leader row every few seconds.

@@ -64,45 +64,47 @@ func TestRelayWaitsForOlderTransactionsOfTheKey(t *testing.T) {
 // parallel lanes.
 func TestRelayKeepsOrderPerKeyUnderConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
-	start(t, newRelay(t, pool, s, relay.Config{BatchSize: 50, Concurrency: 4, PollInterval: 20 * time.Millisecond}))
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		ctx := context.Background()
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
+		start(t, newRelay(t, pool, s, relay.Config{Capture: capture, BatchSize: 50, Concurrency: 4, PollInterval: 20 * time.Millisecond}))
 
-	const writers, keysPerWriter, txPerWriter = 6, 5, 60
-	var w keyedWriter
-	var wg sync.WaitGroup
-	for wr := range writers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(wr), 1))
-			for range txPerWriter {
-				// One writer owns its keys, so its commit order is each key's order.
-				msgs := make([]outbox.Message, 1+rng.IntN(4))
-				for i := range msgs {
-					msgs[i] = w.next(fmt.Sprintf("w%d-k%d", wr, rng.IntN(keysPerWriter)))
-				}
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if err := outbox.EnqueueTx(ctx, tx, msgs...); err != nil {
-						return err
+		const writers, keysPerWriter, txPerWriter = 6, 5, 60
+		var w keyedWriter
+		var wg sync.WaitGroup
+		for wr := range writers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(wr), 1))
+				for range txPerWriter {
+					// One writer owns its keys, so its commit order is each key's order.
+					msgs := make([]outbox.Message, 1+rng.IntN(4))
+					for i := range msgs {
+						msgs[i] = w.next(fmt.Sprintf("w%d-k%d", wr, rng.IntN(keysPerWriter)))
 					}
-					if rng.IntN(10) == 0 {
-						// Hold the transaction open so other writers commit later ids first.
-						time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+					err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+						if err := outbox.EnqueueTx(ctx, tx, msgs...); err != nil {
+							return err
+						}
+						if rng.IntN(10) == 0 {
+							// Hold the transaction open so other writers commit later ids first.
+							time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+						}
+						return nil
+					})
+					if err != nil {
+						t.Error(err)
+						return
 					}
-					return nil
-				})
-				if err != nil {
-					t.Error(err)
-					return
 				}
-			}
-		})
-	}
-	wg.Wait()
-	total := len(w.written())
-	s.waitDistinct(t, total, 60*time.Second)
-	requireKeyOrder(t, s.all())
-	require.Len(t, s.all(), total)
+			})
+		}
+		wg.Wait()
+		total := len(w.written())
+		s.waitDistinct(t, total, 60*time.Second)
+		requireKeyOrder(t, s.all())
+		require.Len(t, s.all(), total)
+	})
 }
 
 // xids are cluster-wide, but a transaction in another database cannot write

@@ -18,27 +18,29 @@ import (
 // wait for it, and no attempt is counted.
 func TestRelayRetriesFromATransientFailure(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.NewPool(t)
-	s := newSink(t)
-	var w keyedWriter
-	msgs := make([]outbox.Message, 50)
-	for i := range msgs {
-		msgs[i] = w.next("k")
-	}
-	enqueue(t, pool, msgs...)
-
-	var failed atomic.Bool
-	s.setFail(func(m *message.Message) error {
-		if m.UUID == msgs[4].ID.String() && failed.CompareAndSwap(false, true) {
-			return errBrokerDown
+	forEachCapture(t, func(t *testing.T, capture relay.Capture) {
+		pool := pgtest.NewPool(t)
+		s := newSink(t)
+		var w keyedWriter
+		msgs := make([]outbox.Message, 50)
+		for i := range msgs {
+			msgs[i] = w.next("k")
 		}
-		return nil
-	})
-	start(t, newRelay(t, pool, s, relay.Config{BatchSize: 10, Concurrency: 1}))
+		enqueue(t, pool, msgs...)
 
-	s.waitDistinct(t, len(msgs), 10*time.Second)
-	require.True(t, failed.Load())
-	requireKeyOrder(t, s.all())
-	require.Len(t, s.all(), len(msgs), "what was published before the failure is not published again")
-	require.Zero(t, countRows(t, pool, `SELECT count(*) FROM outbox_dead_letters`))
+		var failed atomic.Bool
+		s.setFail(func(m *message.Message) error {
+			if m.UUID == msgs[4].ID.String() && failed.CompareAndSwap(false, true) {
+				return errBrokerDown
+			}
+			return nil
+		})
+		start(t, newRelay(t, pool, s, relay.Config{Capture: capture, BatchSize: 10, Concurrency: 1}))
+
+		s.waitDistinct(t, len(msgs), 10*time.Second)
+		require.True(t, failed.Load())
+		requireKeyOrder(t, s.all())
+		require.Len(t, s.all(), len(msgs), "what was published before the failure is not published again")
+		require.Zero(t, countRows(t, pool, `SELECT count(*) FROM outbox_dead_letters`))
+	})
 }

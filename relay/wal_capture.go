@@ -45,10 +45,20 @@ func (r *Relay) streamWAL(ctx context.Context) (streamed bool, err error) {
 	if st.exists && st.database != r.pool.Config().ConnConfig.Database {
 		return false, fmt.Errorf("replication slot %s belongs to database %q: give this relay a slot of its own", r.cfg.Slot, st.database)
 	}
+	rec, err := r.slotRecord(ctx)
+	if err != nil {
+		return false, err
+	}
 	resynced := false
-	if st.exists && st.walStatus == "lost" {
+	switch {
+	case st.exists && st.walStatus == "lost":
 		resynced = true
 		r.resync(ctx, "slot_invalidated", "the server removed WAL the slot still needed (max_slot_wal_keep_size)")
+	case st.exists && !rec.found:
+		resynced = true
+		r.resync(ctx, "unknown_slot", "the slot was not created by a relay (or its record is gone), so what it skipped is unknown")
+	}
+	if resynced {
 		if err := r.dropSlot(ctx, st); err != nil {
 			return false, err
 		}
@@ -82,7 +92,14 @@ func (r *Relay) streamWAL(ctx context.Context) (streamed bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		if err := r.recordSlot(ctx, snap); err != nil {
+			return false, err
+		}
 		start, snapshot = lsn, &snap
+	} else if !rec.drained {
+		// A relay stopped before it had published what the table held.
+		r.log.Warn("relay: the slot's table rows were not all published yet, publishing the rest first", "slot", r.cfg.Slot)
+		snapshot = &rec.snapshot
 	}
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
@@ -142,6 +159,9 @@ func (r *Relay) resync(_ context.Context, reason, detail string) {
 func (r *Relay) processWAL(ctx context.Context, snapshot *string, chunks <-chan walChunk) error {
 	if snapshot != nil {
 		if err := r.drainSnapshot(ctx, *snapshot); err != nil {
+			return err
+		}
+		if err := r.markDrained(ctx); err != nil {
 			return err
 		}
 	}
@@ -205,7 +225,9 @@ func (r *Relay) drainSnapshot(ctx context.Context, snapshot string) error {
 func (r *Relay) snapshotLeft(ctx context.Context, snapshot string) (time.Duration, error) {
 	var wait *float64
 	err := r.pool.QueryRow(ctx, `
-SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM outbox
+SELECT CASE WHEN count(*) > 0
+	THEN extract(epoch FROM greatest(min(next_attempt_at), now()) - now())::float8 END
+FROM outbox
 WHERE published_at IS NULL AND pg_visible_in_snapshot(xid, $1::pg_snapshot)`, snapshot).Scan(&wait)
 	if err != nil {
 		return 0, fmt.Errorf("look for rows left in the snapshot: %w", err)

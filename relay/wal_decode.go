@@ -9,7 +9,7 @@ import (
 
 // walColumns are the outbox columns a published message needs, in the
 // order of walRelation.index.
-var walColumns = []string{"id", "message_id", "topic", "key", "payload", "metadata", "created_at", "attempts"}
+var walColumns = []string{"id", "message_id", "topic", "key", "payload", "metadata", "created_at", "attempts", "xid"}
 
 // walRelation is a relation of the stream with the position of each of
 // walColumns in its tuples.
@@ -58,7 +58,7 @@ func (d *walDecoder) insert(m *pglogrepl.InsertMessage) (row, error) {
 		rw       row
 		attempts int32
 	)
-	targets := []any{&rw.id, &rw.messageID, &rw.topic, &rw.key, &rw.payload, &rw.metadata, &rw.createdAt, &attempts}
+	targets := []any{&rw.id, &rw.messageID, &rw.topic, &rw.key, &rw.payload, &rw.metadata, &rw.createdAt, &attempts, &rw.xid}
 	for i, target := range targets {
 		j := rel.index[i]
 		if j >= len(m.Tuple.Columns) {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -40,7 +41,7 @@ func (p *walProcessor) run(ctx context.Context, in <-chan walChunk) error {
 	r := p.r
 	failures := 0
 	for {
-		if !p.fill(ctx, in) {
+		if ctx.Err() != nil || !p.fill(ctx, in) {
 			return nil
 		}
 		batch := p.eligible(time.Now())
@@ -53,7 +54,10 @@ func (p *walProcessor) run(ctx context.Context, in <-chan walChunk) error {
 			rows[i] = w.row
 		}
 		out := r.publishBatch(ctx, rows)
-		dead, err := r.record(ctx, start, out)
+		dead, marked, err := r.record(ctx, start, out)
+		if err == nil && marked < int64(len(out.published)) {
+			err = p.settleLate(ctx, batch, out.published)
+		}
 		if err != nil {
 			// Unrecorded: the rows stay queued and are published again.
 			out.transient = err
@@ -76,6 +80,36 @@ func (p *walProcessor) run(ctx context.Context, in <-chan walChunk) error {
 	}
 }
 
+// settleLate settles the published rows again once their transactions are
+// visible. The walsender streams a commit once its WAL is flushed, which
+// can be a moment before the committing backend makes it visible to other
+// sessions: a delete in that moment finds no row, and the row would stay in
+// the table after its message went out.
+func (p *walProcessor) settleLate(ctx context.Context, batch []*walRow, published []int64) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	xids := make([]uint64, 0, len(batch))
+	for _, w := range batch {
+		xids = append(xids, w.xid)
+	}
+	for {
+		var invisible int
+		err := p.r.pool.QueryRow(ctx, `
+SELECT count(*) FROM unnest($1::xid8[]) AS x WHERE NOT pg_visible_in_snapshot(x, pg_current_snapshot())`, xids).Scan(&invisible)
+		if err != nil {
+			return fmt.Errorf("wait for streamed commits to be visible: %w", err)
+		}
+		if invisible == 0 {
+			break
+		}
+		if !sleep(ctx, time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	_, _, err := settle(ctx, p.r.pool, published, nil, p.r.cfg.Retention > 0, p.r.cfg.MaxAttempts)
+	return err
+}
+
 // fill takes the chunks the stream has ready, waiting for one (or a held
 // key's retry) when nothing is eligible. It returns false when ctx ends.
 func (p *walProcessor) fill(ctx context.Context, in <-chan walChunk) bool {
@@ -87,21 +121,28 @@ func (p *walProcessor) fill(ctx context.Context, in <-chan walChunk) bool {
 		default:
 		}
 		if p.countEligible(time.Now()) > 0 {
-			return true
+			return ctx.Err() == nil
 		}
-		var retry <-chan time.Time
+		var (
+			retry <-chan time.Time
+			timer *time.Timer
+		)
 		if next, ok := p.nextRetry(); ok {
-			t := time.NewTimer(time.Until(next))
-			defer t.Stop()
-			retry = t.C
+			timer = time.NewTimer(time.Until(next))
+			retry = timer.C
 		}
 		p.r.progress.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
-			return false
 		case c := <-in:
 			p.add(c)
 		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 	}
 	return ctx.Err() == nil

@@ -163,3 +163,43 @@ func isSlotInvalidated(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55000"
 }
+
+// slotRecord is the relay_slot row of the relay's slot.
+type slotRecord struct {
+	found    bool
+	snapshot string
+	drained  bool
+}
+
+func (r *Relay) slotRecord(ctx context.Context) (slotRecord, error) {
+	rec := slotRecord{found: true}
+	err := r.pool.QueryRow(ctx, `SELECT snapshot::text, drained_at IS NOT NULL FROM relay_slot WHERE slot_name = $1`,
+		r.cfg.Slot).Scan(&rec.snapshot, &rec.drained)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return slotRecord{}, nil
+	}
+	if err != nil {
+		return slotRecord{}, fmt.Errorf("look up relay_slot %s: %w", r.cfg.Slot, err)
+	}
+	return rec, nil
+}
+
+// recordSlot remembers the snapshot of a slot just created, not drained.
+func (r *Relay) recordSlot(ctx context.Context, snapshot string) error {
+	_, err := r.pool.Exec(ctx, `
+INSERT INTO relay_slot (slot_name, snapshot) VALUES ($1, $2::pg_snapshot)
+ON CONFLICT (slot_name) DO UPDATE SET snapshot = excluded.snapshot, created_at = now(), drained_at = NULL`,
+		r.cfg.Slot, snapshot)
+	if err != nil {
+		return fmt.Errorf("record slot %s: %w", r.cfg.Slot, err)
+	}
+	return nil
+}
+
+// markDrained records that no row of the slot's snapshot is left.
+func (r *Relay) markDrained(ctx context.Context) error {
+	if _, err := r.pool.Exec(ctx, `UPDATE relay_slot SET drained_at = now() WHERE slot_name = $1`, r.cfg.Slot); err != nil {
+		return fmt.Errorf("mark slot %s drained: %w", r.cfg.Slot, err)
+	}
+	return nil
+}

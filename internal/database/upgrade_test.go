@@ -69,8 +69,8 @@ func TestMigrateUpgradesThePreSplitLayout(t *testing.T) {
 	require.NoError(t, err)
 
 	require.Equal(t, before, rowCounts(t, pool), "no row is lost")
-	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11}, versions(t, db, goose.DefaultTablename))
-	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6}, versions(t, db, schema.VersionTable))
+	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12}, versions(t, db, goose.DefaultTablename))
+	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7}, versions(t, db, schema.VersionTable))
 	st, err := m.Status(ctx)
 	require.NoError(t, err)
 	for _, s := range st {
@@ -89,7 +89,7 @@ func TestMigrateUpgradesThePreSplitLayout(t *testing.T) {
 	require.Empty(t, res)
 	_, err = m.DownTo(ctx, database.SetService, 0)
 	require.NoError(t, err)
-	require.Equal(t, []string{"inbox", "outbox", "outbox_dead_letters", "relay_leader"}, tables(t, pool))
+	require.Equal(t, []string{"inbox", "outbox", "outbox_dead_letters", "relay_leader", "relay_slot"}, tables(t, pool))
 	_, err = m.DownTo(ctx, database.SetOutbox, 0)
 	require.NoError(t, err)
 	require.Empty(t, tables(t, pool))
@@ -114,8 +114,8 @@ func TestMigrateAdoptsOnlyWhatExists(t *testing.T) {
 
 	_, err = newMigrator(t, pool).Up(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11}, versions(t, db, goose.DefaultTablename))
-	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6}, versions(t, db, schema.VersionTable))
+	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12}, versions(t, db, goose.DefaultTablename))
+	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7}, versions(t, db, schema.VersionTable))
 	require.Contains(t, tables(t, pool), "inbox")
 }
 
@@ -158,6 +158,8 @@ SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public' AND tabl
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text || ' ' || coalesce(array_to_string(p.proacl, ','), '')
 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'publication ' || pubname || ' ' || tablename FROM pg_publication_tables
 UNION ALL
 SELECT 'trigger ' || tgname || ' on ' || tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal
 UNION ALL

@@ -98,7 +98,7 @@ func Example_adoptingService() {
 	// Output:
 	// shipped: true
 	// shipped: false
-	// inbox orders outbox outbox_dead_letters outbox_goose_db_version relay_leader shipments
+	// inbox orders outbox outbox_dead_letters outbox_goose_db_version relay_leader relay_slot shipments
 }
 
 // Apply the library's migrations at start-up, before the service's own.
@@ -118,5 +118,5 @@ func ExampleMigrate() {
 		log.Fatal(err)
 	}
 	fmt.Println("outbox schema version", version)
-	// Output: outbox schema version 6
+	// Output: outbox schema version 7
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // libraryTables is everything the library may create.
-var libraryTables = []string{"inbox", "outbox", "outbox_dead_letters", "outbox_goose_db_version", "relay_leader"}
+var libraryTables = []string{"inbox", "outbox", "outbox_dead_letters", "outbox_goose_db_version", "relay_leader", "relay_slot"}
 
 func TestMigrateCreatesOnlyTheLibrarysTables(t *testing.T) {
 	t.Parallel()
