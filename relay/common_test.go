@@ -260,6 +260,9 @@ func newRelay(t testing.TB, pool *pgxpool.Pool, pub message.Publisher, cfg relay
 	if cfg.WALStatusInterval == 0 {
 		cfg.WALStatusInterval = 200 * time.Millisecond
 	}
+	if cfg.Capture == relay.CaptureWAL {
+		requireLogicalWAL(t, pool)
+	}
 	r, err := relay.New(pool, pub, cfg)
 	require.NoError(t, err)
 	return r
@@ -295,4 +298,15 @@ func terminate(t testing.TB, pool *pgxpool.Pool, pid int) {
 	var ok bool
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT pg_terminate_backend($1)`, pid).Scan(&ok))
 	require.True(t, ok, "terminate backend %d", pid)
+}
+
+// requireLogicalWAL fails a WAL capture test at once, saying what to change,
+// on a server without logical decoding: such a test never skips.
+func requireLogicalWAL(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	var level string
+	require.NoError(t, pool.QueryRow(context.Background(), `SHOW wal_level`).Scan(&level))
+	if level != "logical" {
+		t.Fatalf("WAL capture tests need wal_level = logical, the server has %s: ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does)", level)
+	}
 }
