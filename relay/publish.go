@@ -30,13 +30,39 @@ type rowState struct {
 	err       error // permanent failure
 }
 
-// publishBatch publishes rows through r.pub in lanes: rows are split by a
-// hash of their key, each lane publishes its rows in order, and a key stops
-// at its first failure so that its later messages cannot overtake the failed
-// one. The first transient failure stops every lane: the broker is likely
-// down, and the rest would fail too.
+// publishBatch publishes rows through r.pub, in runs when it is a
+// BatchPublisher and in lanes otherwise, and returns what became of each.
 func (r *Relay) publishBatch(ctx context.Context, rows []row) outcome {
 	states := make([]rowState, len(rows))
+	var transient error
+	if bp, ok := r.pub.(BatchPublisher); ok {
+		transient = r.publishRuns(ctx, bp, rows, states)
+	} else {
+		transient = r.publishLanes(ctx, rows, states)
+	}
+
+	out := outcome{published: make([]int64, 0, len(rows)), transient: transient}
+	for i := range rows {
+		switch {
+		case states[i].published:
+			out.published = append(out.published, rows[i].id)
+		case states[i].err != nil:
+			out.failures = append(out.failures, failure{
+				row:   &rows[i],
+				err:   states[i].err,
+				delay: backoff(rows[i].attempts+1, r.cfg.RetryBackoffMin, r.cfg.RetryBackoffMax),
+			})
+		}
+	}
+	return out
+}
+
+// publishLanes publishes rows one message at a time per lane: rows are split
+// by a hash of their key, each lane publishes its rows in order, and a key
+// stops at its first failure so that its later messages cannot overtake the
+// failed one. The first transient failure stops every lane: the broker is
+// likely down, and the rest would fail too. It returns that failure.
+func (r *Relay) publishLanes(ctx context.Context, rows []row, states []rowState) error {
 	var (
 		stop      atomic.Bool
 		transient error
@@ -77,28 +103,14 @@ func (r *Relay) publishBatch(ctx context.Context, rows []row) outcome {
 	lanes := r.splitLanes(rows)
 	if len(lanes) == 1 {
 		lane(lanes[0])
-	} else {
-		var wg sync.WaitGroup
-		for _, idx := range lanes {
-			wg.Go(func() { lane(idx) })
-		}
-		wg.Wait()
+		return transient
 	}
-
-	out := outcome{published: make([]int64, 0, len(rows)), transient: transient}
-	for i := range rows {
-		switch {
-		case states[i].published:
-			out.published = append(out.published, rows[i].id)
-		case states[i].err != nil:
-			out.failures = append(out.failures, failure{
-				row:   &rows[i],
-				err:   states[i].err,
-				delay: backoff(rows[i].attempts+1, r.cfg.RetryBackoffMin, r.cfg.RetryBackoffMax),
-			})
-		}
+	var wg sync.WaitGroup
+	for _, idx := range lanes {
+		wg.Go(func() { lane(idx) })
 	}
-	return out
+	wg.Wait()
+	return transient
 }
 
 // splitLanes groups the indexes of rows by lane, keeping id order in each.
