@@ -15,6 +15,33 @@
 // A long transaction delays publishing (the outboxd_relay_horizon_age_seconds
 // metric shows it); it never reorders or loses a message.
 //
+// # Two sources, one pipeline
+//
+// Config.Capture chooses how the leader finds committed rows. CapturePoll
+// claims them from the table under the horizon, as above, woken by NOTIFY
+// and a poll: it needs nothing but the outbox table, and publishes in id
+// order. CaptureWAL streams the outbox's inserts from a logical replication
+// slot (pgoutput) in commit order, as the slot delivers commits: no
+// horizon, so a long transaction holds back only its own rows; no NOTIFY,
+// so writers may enqueue with outbox.Writer{WithoutNotify: true}; no claim
+// query. Both feed the same lanes (or runs), spans, retries, dead letters,
+// settlement and metrics.
+//
+// The table stays the source of truth in WAL capture too. A new slot is
+// created with an exported snapshot: the rows visible in that snapshot are
+// exactly those the stream will not carry, and the relay publishes them
+// from the table (through the poll claim, with pg_visible_in_snapshot in
+// place of the horizon) before it streams, recording in relay_slot when it
+// is done. A slot that is dropped, lost (max_slot_wal_keep_size) or of
+// unknown past is replaced the same way, so no row is ever skipped; a
+// resync is logged and counted (outboxd_relay_capture_resyncs_total). The
+// slot's confirmed position moves only past transactions whose rows are
+// all published and settled, so a restart resumes there (republishing, with
+// the same message ids, what was published after it); when nothing is
+// pending it follows the server's keepalives, so an idle outbox pins no WAL.
+// A PostgreSQL 15 standby has no slots: after a failover the relay finds
+// none on the new primary and publishes what its table holds.
+//
 // # Why one leader
 //
 // Order per key needs one publisher at a time, and every replica of a service
@@ -28,9 +55,11 @@
 //
 // # What a batch does
 //
-// The leader claims up to BatchSize eligible rows in id order, publishes them
-// in Concurrency lanes split by key (one key stays in one lane, in order;
-// different keys overlap their broker round trips), then deletes the
+// The leader claims up to BatchSize eligible rows in id order (or takes
+// them from the stream), publishes them in Concurrency lanes split by key
+// (one key stays in one lane, in order; different keys overlap their broker
+// round trips) or, when the publisher is a BatchPublisher, in runs holding
+// the next message of every key at once, then deletes the
 // published rows in one statement (or marks them, with a Retention). While a
 // full batch publishes, the next one is claimed; it is dropped unless every
 // message of the first went out, since it holds their keys' successors. A key
