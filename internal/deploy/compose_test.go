@@ -1,9 +1,11 @@
 package deploy_test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,7 +22,7 @@ type composeFile struct {
 		Environment map[string]string            `yaml:"environment"`
 		DependsOn   map[string]map[string]string `yaml:"depends_on"`
 		Healthcheck map[string]any               `yaml:"healthcheck"`
-		Ports       []string                     `yaml:"ports"`
+		Ports       []any                        `yaml:"ports"` // short syntax in the file, long in `config`'s output
 	} `yaml:"services"`
 }
 
@@ -28,9 +30,41 @@ func loadCompose(t *testing.T) composeFile {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "compose.yaml"))
 	require.NoError(t, err)
+	return parseCompose(t, b)
+}
+
+func parseCompose(t *testing.T, b []byte) composeFile {
+	t.Helper()
 	var c composeFile
 	require.NoError(t, yaml.Unmarshal(b, &c))
 	return c
+}
+
+// requireWALCapture: compose runs the relay in WAL capture with what it
+// needs, and the API without the NOTIFY only a polling relay wants. Without
+// any one of these the stack still starts, and then the relay exits (no
+// logical decoding, no REPLICATION) or every signup pays for a pg_notify
+// nobody listens to.
+func requireWALCapture(t *testing.T, c composeFile) {
+	t.Helper()
+	pg := c.Services["postgres"].Command
+	require.True(t, hasArgs(pg, "-c", "wal_level=logical"), "postgres starts with -c wal_level=logical: %q", pg)
+	require.Equal(t, "wal", c.Services["relay"].Environment["RELAY_CAPTURE"], "the relay streams the WAL")
+	require.Equal(t, "off", c.Services["api"].Environment["OUTBOX_NOTIFY"], "the API does not wake relays that stream")
+	// REPLICATION on the login role itself: PostgreSQL 15 does not inherit
+	// it from a group role.
+	require.Contains(t, strings.Join(c.Services["db-roles"].Command, " "), "ALTER ROLE outboxd_relay LOGIN REPLICATION PASSWORD",
+		"db-roles gives the relay's login role REPLICATION")
+}
+
+// hasArgs reports whether args holds want, in order, next to each other.
+func hasArgs(args []string, want ...string) bool {
+	for i := 0; i+len(want) <= len(args); i++ {
+		if slices.Equal(args[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestComposeWiresTheRelayAsTheAPISidecar(t *testing.T) {
@@ -57,26 +91,35 @@ func TestComposeWiresTheRelayAsTheAPISidecar(t *testing.T) {
 	require.NotEmpty(t, c.Services["worker"].Environment["MAIL_FROM"])
 }
 
+func TestComposeRunsTheRelayInWALCapture(t *testing.T) {
+	t.Parallel()
+	requireWALCapture(t, loadCompose(t))
+}
+
 // TestComposeConfig runs the real compose CLI over the file where one is
-// installed (Debian package docker-compose); the structural test above runs
-// everywhere.
+// installed (Debian package docker-compose), and checks the WAL settings in
+// the configuration it resolved (anchors merged, YAML 1.1 types: an unquoted
+// off would be a boolean there); the structural tests above run everywhere.
 func TestComposeConfig(t *testing.T) {
 	t.Parallel()
 	var cmd *exec.Cmd
 	switch {
 	case hasDockerCompose():
-		cmd = exec.Command("docker", "compose", "-f", "compose.yaml", "config", "--quiet")
+		cmd = exec.Command("docker", "compose", "-f", "compose.yaml", "config")
 	default:
 		path, err := exec.LookPath("docker-compose")
 		if err != nil {
 			t.Log("no compose CLI installed: only the structural test checked compose.yaml")
 			return
 		}
-		cmd = exec.Command(path, "-f", "compose.yaml", "config", "--quiet")
+		cmd = exec.Command(path, "-f", "compose.yaml", "config")
 	}
 	cmd.Dir = filepath.Join("..", "..")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "compose config rejected compose.yaml: %s", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "compose config rejected compose.yaml: %s", stderr.String())
+	requireWALCapture(t, parseCompose(t, out))
 }
 
 func hasDockerCompose() bool {
