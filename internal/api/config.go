@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outboxd/outboxd/internal/signup"
-	"github.com/outboxd/outboxd/outbox"
 )
 
 // Config defaults.
@@ -47,10 +46,8 @@ type Config struct {
 	// Argon2 are the password hashing parameters; zero fields take their
 	// defaults. Defaults to signup.DefaultParams.
 	Argon2 signup.Params
-	// Outbox writes each signup's user.created message; WithoutNotify
-	// spares the commit its pg_notify when relays capture from the WAL.
-	// Defaults to the zero outbox.Writer (relays are woken at commit).
-	Outbox outbox.Writer
+	// Wake is how signups wake polling relays. Defaults to WakeCoalesced.
+	Wake Wake
 	// Logger receives access logs and errors, as JSON if the caller's
 	// handler writes JSON; every line of a request carries its request_id.
 	// Defaults to slog.Default().
@@ -65,6 +62,21 @@ type Config struct {
 	// the Go and process collectors.
 	Registry *prometheus.Registry
 }
+
+// Wake is how signups wake the relays that poll the outbox.
+type Wake int
+
+const (
+	// WakeCoalesced notifies after each signup's commit, from outside its
+	// transaction, at most once per outbox.NotifierIntervalDefault: commits
+	// do not queue on PostgreSQL's cluster-wide notification lock
+	// (BenchmarkEnqueueWakeUp in package outbox measures it).
+	WakeCoalesced Wake = iota
+	// WakeInTransaction notifies in each signup's transaction, at commit.
+	WakeInTransaction
+	// WakeNone never notifies: for relays that capture from the WAL.
+	WakeNone
+)
 
 // withDefaults returns c with every unset field at its default.
 func (c Config) withDefaults() Config {

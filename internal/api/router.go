@@ -13,6 +13,7 @@ import (
 	"github.com/outboxd/outboxd/internal/admin"
 	"github.com/outboxd/outboxd/internal/problem"
 	"github.com/outboxd/outboxd/internal/signup"
+	"github.com/outboxd/outboxd/outbox"
 )
 
 // Route patterns of the API, as they appear in logs and metric labels.
@@ -25,15 +26,22 @@ const (
 
 // newRouter assembles the API's routes and middleware.
 func newRouter(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (http.Handler, error) {
+	var notifier *outbox.Notifier
+	if cfg.Wake == WakeCoalesced {
+		notifier = outbox.NewNotifier(pool, 0, func(err error) {
+			logger.Warn("api: wake relays", "error", err)
+		})
+	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
 	users, err := signup.NewHandler(pool, signup.Config{
-		Argon2:  cfg.Argon2,
-		Logger:  logger,
-		Created: m.signups,
-		Outbox:  cfg.Outbox,
+		Argon2:   cfg.Argon2,
+		Logger:   logger,
+		Created:  m.signups,
+		Outbox:   outbox.Writer{WithoutNotify: cfg.Wake != WakeInTransaction},
+		Notifier: notifierOrNil(notifier),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -91,4 +99,13 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 	}
 	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "this resource does not accept "+r.Method))
+}
+
+// notifierOrNil keeps a nil *outbox.Notifier from becoming a non-nil
+// interface.
+func notifierOrNil(n *outbox.Notifier) interface{ Notify() } {
+	if n == nil {
+		return nil
+	}
+	return n
 }

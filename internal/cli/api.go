@@ -9,7 +9,6 @@ import (
 	"github.com/outboxd/outboxd/internal/api"
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/signup"
-	"github.com/outboxd/outboxd/outbox"
 )
 
 // APICmd serves the signup HTTP API; profiles are read from the profile
@@ -45,7 +44,7 @@ func (f APIFlags) config(g *Globals, addr string) api.Config {
 			Iterations:  f.Argon2Iterations,
 			Parallelism: f.Argon2Parallelism,
 		},
-		Outbox: outbox.Writer{WithoutNotify: f.OutboxNotify == notifyOff},
+		Wake:   wake(f.OutboxNotify),
 		Logger: g.Logger(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/outboxd/outboxd/internal/api"
 	"log/slog"
 	"time"
 
@@ -100,4 +101,13 @@ func appendIf(fns []func(context.Context) error, fn func(context.Context) error)
 		return fns
 	}
 	return append(fns, fn)
+}
+
+// wake maps OUTBOX_NOTIFY to how the API wakes the relays: on is a
+// coalesced pg_notify after each commit, off none.
+func wake(notify string) api.Wake {
+	if notify == notifyOff {
+		return api.WakeNone
+	}
+	return api.WakeCoalesced
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,11 @@ const sqlstateInsufficientPrivilege = "42501"
 // else, the way a deployment gives a process one of the NOLOGIN roles, and
 // returns dsn logging in as it. Its password is random: the test server may
 // trust loopback connections, but one that checks passwords works too.
-func loginAs(t *testing.T, dsn, group string) string {
+//
+// attributes are role attributes the login role gets itself, as a
+// deployment must give them (REPLICATION, on PostgreSQL 15, is not inherited
+// through membership); they are written into the statement as they are.
+func loginAs(t *testing.T, dsn, group string, attributes ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	name := randomName("outboxd_test_login_")
@@ -63,8 +68,8 @@ func loginAs(t *testing.T, dsn, group string) string {
 	require.NoError(t, err)
 	defer admin.Close(ctx)
 	// Roles take no bind parameters; both strings are hex made here.
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE %s",
-		pgx.Identifier{name}.Sanitize(), password, pgx.Identifier{group}.Sanitize()))
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' %s IN ROLE %s",
+		pgx.Identifier{name}.Sanitize(), password, strings.Join(attributes, " "), pgx.Identifier{group}.Sanitize()))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
@@ -133,19 +138,43 @@ func (p rejectingPublisher) Publish(topic string, msgs ...*message.Message) erro
 // TestPipelineRunsUnderItsLeastPrivilegeRoles runs the API, the relay and
 // the worker each logged in as a member of its role only, through every
 // statement they make: signup with an Idempotency-Key and its replay, a 409,
-// GET of the user; the relay claiming, marking (with a retention), purging,
-// counting a broker's rejection and dead-lettering it, heartbeating as
-// leader; the worker's inbox, profile, audit record and dead letter. Any
-// missing grant would show as a failure here or as a "permission denied" in
-// the logs, which are checked to hold none.
+// GET of the user; the relay claiming (or streaming), marking (with a
+// retention), purging, counting a broker's rejection and dead-lettering it,
+// heartbeating as leader; the worker's inbox, profile, audit record and dead
+// letter. Any missing grant would show as a failure here or as a
+// "permission denied" in the logs, which are checked to hold none.
+//
+// One body, both capture modes. In wal, as compose runs it, the relay's
+// login role has REPLICATION of its own (a group role's is not inherited),
+// streams its slot as that role, and the API writes without pg_notify.
+// REPLICATION lets a role decode every change of the database with any
+// output plugin (test_decoding on users would show the password hashes):
+// the relay only ever streams its publication, but the attribute allows
+// more, and operators who cannot accept that run RELAY_CAPTURE=poll.
+// TestRelayRoleWithReplicationIsRefusedTheSame shows it grants nothing else
+// of the database.
 func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	t.Parallel()
+	for _, capture := range []relay.Capture{relay.CapturePoll, relay.CaptureWAL} {
+		t.Run("capture="+string(capture), func(t *testing.T) {
+			t.Parallel()
+			testPipelineUnderLeastPrivilege(t, capture)
+		})
+	}
+}
+
+func testPipelineUnderLeastPrivilege(t *testing.T, capture relay.Capture) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dsn := pgtest.NewDatabase(t)
 	owner := pgtest.Connect(t, dsn)
+	var relayAttributes []string
+	if capture == relay.CaptureWAL {
+		relayAttributes = []string{"REPLICATION"}
+	}
+	relayDSN := loginAs(t, dsn, relayRole, relayAttributes...)
 	apiPool := pgtest.Connect(t, loginAs(t, dsn, apiRole))
-	relayPool := pgtest.Connect(t, loginAs(t, dsn, relayRole))
+	relayPool := pgtest.Connect(t, relayDSN)
 	workerPool := pgtest.Connect(t, loginAs(t, dsn, workerRole))
 	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -154,6 +183,7 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	defer pubsub.Close()
 	const rejectedTopic = "rejected.by.broker"
 	r, err := relay.New(relayPool, rejectingPublisher{Publisher: pubsub, topic: rejectedTopic}, relay.Config{
+		Capture:         capture,
 		Retention:       1500 * time.Millisecond,
 		MaxAttempts:     1,
 		IsPermanent:     func(err error) bool { return errors.Is(err, errRejected) },
@@ -171,6 +201,7 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	}()
 
 	srv, err := api.New(apiPool, api.Config{Argon2: signup.MinimalParams, SignupRateLimit: new(0),
+		Wake:     wakeFor(capture),
 		Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
@@ -229,6 +260,18 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 		return outboxRows == 0 && deadOutbox == 1 && profiles == 1 && audits == 1 && inboxRows == 3 &&
 			deadLetters == len(worker.AllHandlers) && leaders == 1
 	}, func() string { return state + "\nlogs:\n" + logs.String() })
+	require.Equal(t, capture, r.Capture(), "the relay runs the capture it was asked for")
+	if capture == relay.CaptureWAL {
+		// The slot is streamed by the relay's login role itself.
+		u, err := url.Parse(relayDSN)
+		require.NoError(t, err)
+		slot := relay.SlotName(relayPool.Config().ConnConfig.Database) // the default
+		var walsenders int
+		require.NoError(t, owner.QueryRow(ctx, `
+SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_name = $1 AND r.usename = $2`, slot, u.User.Username()).Scan(&walsenders))
+		require.Equal(t, 1, walsenders, "one walsender of %s streams slot %s", u.User.Username(), slot)
+	}
 
 	// A message dead-lettered again by the same handler updates its row.
 	_, err = deadletter.Add(ctx, workerPool, deadletter.DeadLetter{Handler: "email", MessageID: uuid.New(), Topic: "t", Error: "first", Attempts: 1})
@@ -250,6 +293,102 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 	require.NotContains(t, logs.String(), "SQLSTATE "+sqlstateInsufficientPrivilege)
 }
 
+// refusedToEveryRole are statements every role is refused: other
+// components' tables, the schema, the publication, the migrations'
+// bookkeeping, the other roles.
+var refusedToEveryRole = []string{
+	`CREATE TABLE scratch (id int)`,
+	`SELECT * FROM goose_db_version`,
+	`UPDATE audit_log SET actor = 'x'`,
+	`DELETE FROM audit_log`,
+	`TRUNCATE audit_log`,
+	`SELECT password_hash FROM users`,
+	`UPDATE users SET name = 'x'`,
+	`DELETE FROM users`,
+	`TRUNCATE users, outbox, profiles, inbox, dead_letters, outbox_dead_letters, relay_leader, idempotency_keys, relay_slot`,
+	`ALTER TABLE outbox ADD COLUMN scratch int`,
+	`ALTER TABLE outbox REPLICA IDENTITY FULL`,
+	`DROP TABLE outbox`,
+	`DROP PUBLICATION outbox_publication`,
+	`ALTER PUBLICATION outbox_publication ADD TABLE users`,
+	`ALTER PUBLICATION outbox_publication SET (publish = 'insert, update, delete')`,
+	`CREATE PUBLICATION scratch_publication FOR TABLE users`,
+	`CREATE PUBLICATION scratch_publication FOR ALL TABLES`,
+	`GRANT ` + apiRole + `, ` + relayRole + `, ` + workerRole + ` TO CURRENT_USER`,
+}
+
+// refusedTo are, for each role, statements outside its job.
+var refusedTo = map[string][]string{
+	apiRole: {
+		`SELECT * FROM users`, // includes password_hash
+		`SELECT id FROM outbox`,
+		`UPDATE outbox SET attempts = 0`,
+		`DELETE FROM outbox`,
+		`DELETE FROM idempotency_keys`,
+		`UPDATE idempotency_keys SET request_hash = ''`,
+		`SELECT prune_inbox('1 day')`,
+		`SELECT user_id FROM profiles`,
+		`INSERT INTO profiles (user_id, display_name) VALUES (gen_random_uuid(), 'x')`,
+		`SELECT id FROM audit_log`,
+		`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
+		`INSERT INTO inbox (handler, message_id) VALUES ('h', gen_random_uuid())`,
+		`SELECT id FROM dead_letters`,
+		`SELECT id FROM outbox_dead_letters`,
+		`SELECT name FROM relay_leader`,
+		`SELECT slot_name FROM relay_slot`,
+	},
+	relayRole: {
+		`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+		`UPDATE outbox SET payload = ''`,
+		`UPDATE outbox SET topic = 'x', key = 'y'`,
+		`SELECT id FROM users`,
+		`SELECT email FROM users`,
+		`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
+		`SELECT key FROM idempotency_keys`,
+		`UPDATE outbox_dead_letters SET last_error = ''`,
+		`DELETE FROM outbox_dead_letters`,
+		`DELETE FROM relay_leader`,
+		`DELETE FROM relay_slot`,
+		`SELECT user_id FROM profiles`,
+		`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
+		`SELECT handler FROM inbox`,
+		`SELECT id FROM dead_letters`,
+		`SELECT prune_idempotency_keys('1 day')`,
+		`SELECT prune_inbox('1 day')`,
+	},
+	workerRole: {
+		`UPDATE profiles SET bio = 'x'`,
+		`DELETE FROM profiles`,
+		`SELECT * FROM users`,
+		`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
+		`SELECT id FROM audit_log`,
+		`DELETE FROM inbox`,
+		`UPDATE inbox SET processed_at = now()`,
+		`DELETE FROM dead_letters`,
+		`UPDATE dead_letters SET payload = ''`,
+		`SELECT id FROM outbox`,
+		`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+		`SELECT key FROM idempotency_keys`,
+		`SELECT name FROM relay_leader`,
+		`SELECT id FROM outbox_dead_letters`,
+		`SELECT prune_idempotency_keys('1 day')`,
+		`SELECT slot_name FROM relay_slot`,
+	},
+}
+
+// requireRoleRefused requires pool, logged in as a member of role, to be
+// refused every statement refusedTo and refusedToEveryRole list for role,
+// each in a parallel subtest under name.
+func requireRoleRefused(t *testing.T, name string, pool *pgxpool.Pool, role string) {
+	t.Helper()
+	for _, stmt := range slices.Concat(refusedTo[role], refusedToEveryRole) {
+		t.Run(name+"/"+stmt, func(t *testing.T) {
+			t.Parallel()
+			requireRefused(t, pool, stmt)
+		})
+	}
+}
+
 // TestEachRoleIsRefusedWhatItDoesNotNeed proves the other half of least
 // privilege: every statement outside a role's job fails with "permission
 // denied". Each would succeed for the owner (they are valid statements on
@@ -257,86 +396,35 @@ func TestPipelineRunsUnderItsLeastPrivilegeRoles(t *testing.T) {
 func TestEachRoleIsRefusedWhatItDoesNotNeed(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	pools := map[string]*pgxpool.Pool{
-		apiRole:    pgtest.Connect(t, loginAs(t, dsn, apiRole)),
-		relayRole:  pgtest.Connect(t, loginAs(t, dsn, relayRole)),
-		workerRole: pgtest.Connect(t, loginAs(t, dsn, workerRole)),
+	for _, role := range []string{apiRole, relayRole, workerRole} {
+		requireRoleRefused(t, role, pgtest.Connect(t, loginAs(t, dsn, role)), role)
 	}
-	// Statements every role is refused: other components' tables, the
-	// schema, the migrations' bookkeeping, the other roles.
-	common := []string{
-		`CREATE TABLE scratch (id int)`,
-		`SELECT * FROM goose_db_version`,
-		`UPDATE audit_log SET actor = 'x'`,
-		`DELETE FROM audit_log`,
-		`TRUNCATE audit_log`,
-		`SELECT password_hash FROM users`,
-		`UPDATE users SET name = 'x'`,
-		`DELETE FROM users`,
-		`TRUNCATE users, outbox, profiles, inbox, dead_letters, outbox_dead_letters, relay_leader, idempotency_keys`,
-		`GRANT ` + apiRole + `, ` + relayRole + `, ` + workerRole + ` TO CURRENT_USER`,
-	}
-	refused := map[string][]string{
-		apiRole: {
-			`SELECT * FROM users`, // includes password_hash
-			`SELECT id FROM outbox`,
-			`UPDATE outbox SET attempts = 0`,
-			`DELETE FROM outbox`,
-			`DELETE FROM idempotency_keys`,
-			`UPDATE idempotency_keys SET request_hash = ''`,
-			`SELECT prune_inbox('1 day')`,
-			`SELECT user_id FROM profiles`,
-			`INSERT INTO profiles (user_id, display_name) VALUES (gen_random_uuid(), 'x')`,
-			`SELECT id FROM audit_log`,
-			`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
-			`INSERT INTO inbox (handler, message_id) VALUES ('h', gen_random_uuid())`,
-			`SELECT id FROM dead_letters`,
-			`SELECT id FROM outbox_dead_letters`,
-			`SELECT name FROM relay_leader`,
-		},
-		relayRole: {
-			`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
-			`UPDATE outbox SET payload = ''`,
-			`UPDATE outbox SET topic = 'x', key = 'y'`,
-			`SELECT id FROM users`,
-			`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
-			`SELECT key FROM idempotency_keys`,
-			`UPDATE outbox_dead_letters SET last_error = ''`,
-			`DELETE FROM outbox_dead_letters`,
-			`DELETE FROM relay_leader`,
-			`SELECT user_id FROM profiles`,
-			`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
-			`SELECT handler FROM inbox`,
-			`SELECT id FROM dead_letters`,
-			`SELECT prune_idempotency_keys('1 day')`,
-			`SELECT prune_inbox('1 day')`,
-		},
-		workerRole: {
-			`UPDATE profiles SET bio = 'x'`,
-			`DELETE FROM profiles`,
-			`SELECT * FROM users`,
-			`INSERT INTO users (id, email, name, password_hash) VALUES (gen_random_uuid(), 'a@b.c', 'n', 'h')`,
-			`SELECT id FROM audit_log`,
-			`DELETE FROM inbox`,
-			`UPDATE inbox SET processed_at = now()`,
-			`DELETE FROM dead_letters`,
-			`UPDATE dead_letters SET payload = ''`,
-			`SELECT id FROM outbox`,
-			`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
-			`SELECT key FROM idempotency_keys`,
-			`SELECT name FROM relay_leader`,
-			`SELECT id FROM outbox_dead_letters`,
-			`SELECT prune_idempotency_keys('1 day')`,
-		},
-	}
-	for role, stmts := range refused {
-		for _, stmt := range append(stmts, common...) {
-			t.Run(role+"/"+stmt, func(t *testing.T) {
-				t.Parallel()
-				requireRefused(t, pools[role], stmt)
-			})
-		}
-	}
+}
+
+// TestRelayRoleWithReplicationIsRefusedTheSame: the REPLICATION that WAL
+// capture needs on the relay's login role gives it nothing else of the
+// database. It is still refused everything the relay's role is refused
+// without it: users (not even an email, nor a password hash), writing the
+// outbox's messages, dropping or widening the publication, altering the
+// outbox.
+//
+// What REPLICATION does give is a replication connection, and on it any
+// slot with any output plugin: test_decoding over the database would show
+// every change of every table, users' password hashes included. The relay's
+// role only ever streams outbox_publication, but the attribute allows more,
+// and no grant can narrow it; operators who cannot accept that run the relay
+// with RELAY_CAPTURE=poll and no REPLICATION.
+func TestRelayRoleWithReplicationIsRefusedTheSame(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	pool := pgtest.Connect(t, loginAs(t, dsn, relayRole, "REPLICATION"))
+	var replication, groupReplication bool
+	require.NoError(t, pool.QueryRow(context.Background(), `
+SELECT (SELECT rolreplication FROM pg_roles WHERE rolname = current_user),
+	(SELECT rolreplication FROM pg_roles WHERE rolname = $1)`, relayRole).Scan(&replication, &groupReplication))
+	require.True(t, replication, "the login role has REPLICATION")
+	require.False(t, groupReplication, "the migration's NOLOGIN role does not: only its login has it")
+	requireRoleRefused(t, relayRole+" REPLICATION", pool, relayRole)
 }
 
 // TestNobodyChangesTheAuditLog: not the worker that writes it, not the other
@@ -486,4 +574,13 @@ func TestRoleNamesComeFromTheEnvironmentAndDownKeepsSharedRoles(t *testing.T) {
 	migrate(one, "up")
 	require.Len(t, roles(), 3, "up again recreates them")
 	require.True(t, canInsertUsers(one))
+}
+
+// wakeFor is how the API wakes relays of capture: WAL capture needs no
+// wake-up.
+func wakeFor(capture relay.Capture) api.Wake {
+	if capture == relay.CaptureWAL {
+		return api.WakeNone
+	}
+	return api.WakeCoalesced
 }

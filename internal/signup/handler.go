@@ -38,15 +38,20 @@ type Config struct {
 	// Outbox writes the user.created message. Defaults to the zero
 	// outbox.Writer, which wakes polling relays at commit.
 	Outbox outbox.Writer
+	// Notifier, when set, is told after each signup's commit, to wake
+	// polling relays outside the transaction (an *outbox.Notifier; then
+	// Outbox is WithoutNotify). Defaults to none.
+	Notifier interface{ Notify() }
 }
 
 // Handler serves POST /v1/signup and GET /v1/users/{id}.
 type Handler struct {
-	pool    *pgxpool.Pool
-	hasher  *Hasher
-	logger  *slog.Logger
-	created prometheus.Counter
-	outbox  outbox.Writer
+	pool     *pgxpool.Pool
+	hasher   *Hasher
+	logger   *slog.Logger
+	created  prometheus.Counter
+	outbox   outbox.Writer
+	notifier interface{ Notify() }
 }
 
 // NewHandler returns the signup handlers over pool.
@@ -62,7 +67,7 @@ func NewHandler(pool *pgxpool.Pool, cfg Config) (*Handler, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{pool: pool, hasher: hasher, logger: logger, created: cfg.Created, outbox: cfg.Outbox}, nil
+	return &Handler{pool: pool, hasher: hasher, logger: logger, created: cfg.Created, outbox: cfg.Outbox, notifier: cfg.Notifier}, nil
 }
 
 // Signup handles POST /v1/signup: it answers 201 with the new user and a
@@ -132,6 +137,9 @@ func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.created != nil {
 		h.created.Inc()
+	}
+	if h.notifier != nil {
+		h.notifier.Notify()
 	}
 	for k, v := range resp.headers {
 		w.Header().Set(k, v)
