@@ -36,18 +36,48 @@ const (
 	drainTimeout = 100 * time.Second
 )
 
-// TestSoakUnderFaults signs users up at a steady rate while relays (three
+// soakMode is how the relays capture the outbox, and what the API does to
+// suit it.
+type soakMode struct {
+	name     string
+	relayEnv []string
+	apiEnv   []string
+}
+
+// soakModes are the two capture modes: poll claims rows under the
+// transaction horizon, woken by the API's NOTIFY; wal streams a logical
+// replication slot, so the API notifies nobody.
+var soakModes = []soakMode{
+	{name: "poll", relayEnv: []string{"RELAY_CAPTURE=poll"}, apiEnv: []string{"OUTBOX_NOTIFY=on"}},
+	{name: "wal", relayEnv: []string{"RELAY_CAPTURE=wal"}, apiEnv: []string{"OUTBOX_NOTIFY=off"}},
+}
+
+// TestSoakUnderFaults runs the soak once per capture mode, each on a cluster
+// of its own: it signs users up at a steady rate while relays (three
 // replicas) and the worker are killed with SIGKILL and restarted, NATS is
-// stopped for 5 s and PostgreSQL is restarted, then reconciles: every user has
-// exactly one profile and one audit record and at least one welcome mail,
-// all with the Message-ID of its one user.created message; no signup failed
-// except while PostgreSQL was down, and those were 503 with Retry-After.
+// stopped for 5 s and PostgreSQL is restarted, then reconciles: every user
+// has exactly one profile and one audit record and at least one welcome
+// mail, all with the Message-ID of its one user.created message; no outbox
+// row is left; no signup failed except while PostgreSQL was down, and those
+// were 503 with Retry-After. In wal mode every leader kill is a takeover of
+// the replication slot, and the slot outlives the kills and the restart.
+//
+// The modes run one after the other, not in parallel: on two cores two
+// soaks would slow each other's processes enough to blur the outage
+// windows the reconciliation relies on.
 func TestSoakUnderFaults(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("the soak takes about two minutes")
+		t.Skip("the soak takes over two minutes")
 	}
-	pg := newCluster(t)
+	for _, mode := range soakModes {
+		t.Run(mode.name, func(t *testing.T) { soak(t, mode) })
+	}
+}
+
+// soak is the soak body in one capture mode.
+func soak(t *testing.T, mode soakMode) {
+	pg := newCluster(t, walSettings...)
 	dsn := pg.createMigrated(t, "outboxd_soak")
 	pool, err := pgxpool.New(context.Background(), dsn)
 	require.NoError(t, err)
@@ -66,13 +96,13 @@ func TestSoakUnderFaults(t *testing.T) {
 
 	common := []string{"DATABASE_URL=" + dsn, "BROKER=nats", "BROKER_URL=" + natsURL, "LOG_FORMAT=text"}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	api := startProcess(t, "api", append(common,
+	api := startProcess(t, "api", append(append(common, mode.apiEnv...),
 		"HTTP_ADDR="+httpAddr, "SIGNUP_RATE_LIMIT=0", "LOG_LEVEL=warn",
 		"ARGON2_MEMORY_KIB=64", "ARGON2_ITERATIONS=1", "ARGON2_PARALLELISM=1"), "api")
 	var relays []*process
 	for i := range 3 {
 		relays = append(relays, startProcess(t, fmt.Sprintf("relay-%d", i),
-			append(common, "ADMIN_ADDR=127.0.0.1:0"), "relay"))
+			append(append(common, mode.relayEnv...), "ADMIN_ADDR=127.0.0.1:0"), "relay"))
 	}
 	worker := startProcess(t, "worker", append(common, "ADMIN_ADDR=127.0.0.1:0",
 		"SMTP_ADDR="+smtp.Addr(), "MAIL_FROM=outboxd <noreply@outboxd.test>", "SMTP_TLS=none"), "worker")
@@ -89,8 +119,13 @@ func TestSoakUnderFaults(t *testing.T) {
 	}()
 	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
 
+	leaderKills := 0
+	killLeader := func() {
+		leader(t, pool, relays).restart(t)
+		leaderKills++
+	}
 	at(4 * time.Second)
-	leader(t, pool, relays).restart(t)
+	killLeader()
 	at(8 * time.Second)
 	worker.restart(t)
 	at(12 * time.Second)
@@ -99,7 +134,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	_, stopNATS, err = broker.StartEmbeddedNATSOn(context.Background(), natsDir, natsPort)
 	require.NoError(t, err, "restart NATS on its port")
 	at(22 * time.Second)
-	leader(t, pool, relays).restart(t)
+	killLeader()
 	at(26 * time.Second)
 	pgDown := window{from: time.Now()}
 	pg.stop(t)
@@ -110,7 +145,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	worker.restart(t)
 	relays[2].restart(t)
 	at(40 * time.Second)
-	leader(t, pool, relays).restart(t)
+	killLeader()
 	at(soakLoad)
 	stopLoad()
 	<-loadDone
@@ -133,6 +168,35 @@ func TestSoakUnderFaults(t *testing.T) {
 		require.False(t, dead, "%s exited by itself: %v", p.name, err)
 	}
 	reconcile(t, pool, smtp, attempts, created)
+	checkCapture(t, pool, mode, relays, leaderKills)
+}
+
+// checkCapture requires the relays to have captured as mode says. In wal
+// mode: one slot, taken over by a new leader after each leader kill and
+// after the PostgreSQL restart, and never lost, so that the relays resynced
+// from the table only when the first leader created it. In poll mode: no
+// slot, no stream.
+func checkCapture(t *testing.T, pool *pgxpool.Pool, mode soakMode, relays []*process, leaderKills int) {
+	t.Helper()
+	var slots int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots))
+	var streams, resyncs int
+	for _, r := range relays {
+		logs := r.logs.String()
+		streams += strings.Count(logs, "relay: streaming the WAL")
+		resyncs += strings.Count(logs, "new replication slot")
+	}
+	t.Logf("%s: %d replication slots, %d stream starts, %d resyncs, %d leader kills", mode.name, slots, streams, resyncs, leaderKills)
+	if mode.name == "poll" {
+		require.Zero(t, slots, "poll: no replication slot")
+		require.Zero(t, streams, "poll: no relay streamed the WAL")
+		return
+	}
+	require.Equal(t, 1, slots, "wal: the relays share one replication slot")
+	// The first leader, one per leader kill, one after the restart.
+	require.GreaterOrEqual(t, streams, 1+leaderKills+1, "wal: a new leader streams after every leader kill and after the PostgreSQL restart")
+	require.Equal(t, 1, resyncs, "wal: only the first leader, creating the slot, published from the table; takeovers and the restart resumed the slot")
 }
 
 // leader returns the relay process that holds the leader lock, as the
