@@ -93,7 +93,7 @@ func Add(ctx context.Context, db DB, d DeadLetter) (int64, error) {
 // ListLimitDefault is the default Filter.Limit.
 const ListLimitDefault = 100
 
-// Filter selects dead letters for List.
+// Filter selects dead letters for List, Count and PurgeMatching.
 type Filter struct {
 	// Handler keeps only this handler's dead letters. Defaults to "" (every
 	// handler).
@@ -101,30 +101,59 @@ type Filter struct {
 	// MessageID keeps only this message's dead letters. Defaults to the zero
 	// UUID (every message).
 	MessageID uuid.UUID
-	// AfterID lists dead letters with a greater ID, to page through them.
-	// Defaults to 0 (from the first).
+	// Topic keeps only the dead letters of this topic. Defaults to "" (every
+	// topic).
+	Topic string
+	// Since keeps only dead letters that failed at or after it. Defaults to
+	// the zero time (no lower bound).
+	Since time.Time
+	// Until keeps only dead letters that failed before it. Defaults to the
+	// zero time (no upper bound).
+	Until time.Time
+	// AfterID lists dead letters with a greater ID, to page through them
+	// oldest first. Defaults to 0 (from the first). Count and PurgeMatching
+	// ignore it.
 	AfterID int64
-	// Limit is the most dead letters returned. Defaults to ListLimitDefault.
+	// NewestFirst lists the latest failures first, ordered by (FailedAt, ID)
+	// descending, and pages with Before instead of AfterID. Defaults to
+	// false (by ID, oldest first).
+	NewestFirst bool
+	// Before, with NewestFirst, lists the dead letters that come after this
+	// position: those that failed earlier, or at the same time with a lower
+	// ID. Defaults to the zero Position (from the newest). Count and
+	// PurgeMatching ignore it.
+	Before Position
+	// Limit is the most dead letters List returns. Defaults to
+	// ListLimitDefault.
 	Limit int
 }
 
-// List returns the dead letters f selects, oldest (lowest ID) first.
+// List returns the dead letters f selects, oldest (lowest ID) first, or
+// latest failure first with f.NewestFirst. Both orders page by keyset, so a
+// page costs the same at any depth.
 func List(ctx context.Context, db DB, f Filter) ([]DeadLetter, error) {
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("list dead letters: Filter.Limit must not be negative, got %d", f.Limit)
 	}
-	var messageID *uuid.UUID
-	if f.MessageID != uuid.Nil {
-		messageID = &f.MessageID
+	var w where
+	f.match(&w)
+	order := "id"
+	if f.NewestFirst {
+		order = "failed_at DESC, id DESC"
+		if !f.Before.FailedAt.IsZero() {
+			at, id := w.arg(f.Before.FailedAt), w.arg(f.Before.ID)
+			// The first term lets the failed_at index bound the scan.
+			w.add("failed_at <= " + at + " AND (failed_at, id) < (" + at + ", " + id + ")")
+		}
+	} else {
+		w.add("id > " + w.arg(f.AfterID))
 	}
+	limit := w.arg(cmp.Or(f.Limit, ListLimitDefault))
 	rows, err := db.Query(ctx, `
 SELECT id, handler, message_id, topic, payload, metadata, error, attempts, failed_at
-FROM dead_letters
-WHERE id > $1
-  AND ($2::text = '' OR handler = $2)
-  AND ($3::uuid IS NULL OR message_id = $3)
-ORDER BY id
-LIMIT $4`, f.AfterID, f.Handler, messageID, cmp.Or(f.Limit, ListLimitDefault))
+FROM dead_letters`+w.sql()+`
+ORDER BY `+order+`
+LIMIT `+limit, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
