@@ -50,25 +50,50 @@ const ListDeadLettersLimitDefault = 100
 
 // ListDeadLettersParams selects a page of dead letters.
 type ListDeadLettersParams struct {
-	// AfterID lists dead letters with a greater ID, to page through them.
-	// Defaults to 0 (from the first).
+	// DeadLetterFilter narrows the list. Defaults to every dead letter.
+	DeadLetterFilter
+	// AfterID lists dead letters with a greater ID, to page through them
+	// oldest first. Defaults to 0 (from the first).
 	AfterID int64
+	// NewestFirst lists the latest failures first, ordered by (FailedAt, ID)
+	// descending, and pages with Before instead of AfterID. Defaults to
+	// false (ID order).
+	NewestFirst bool
+	// Before, with NewestFirst, lists the dead letters that come after this
+	// position: failed earlier, or at the same time with a lower ID.
+	// Defaults to the zero position (from the newest).
+	Before DeadLetterPosition
 	// Limit is the most dead letters returned. Defaults to
 	// ListDeadLettersLimitDefault (100).
 	Limit int
 }
 
-// ListDeadLetters returns dead letters in ID order.
+// ListDeadLetters returns the dead letters params selects, in ID order or,
+// with NewestFirst, latest failure first. Both page by keyset, so a page
+// costs the same at any depth.
 func ListDeadLetters(ctx context.Context, db DB, params ListDeadLettersParams) ([]DeadLetter, error) {
 	if params.Limit < 0 {
 		return nil, fmt.Errorf("list dead letters: Limit must not be negative")
 	}
+	var c conditions
+	params.DeadLetterFilter.add(&c)
+	order := "id"
+	if params.NewestFirst {
+		order = "failed_at DESC, id DESC"
+		if before := params.Before; !before.FailedAt.IsZero() {
+			at, id := c.arg(before.FailedAt), c.arg(before.ID)
+			// The first term lets the failed_at index bound the scan.
+			c.add("failed_at <= " + at + " AND (failed_at, id) < (" + at + ", " + id + ")")
+		}
+	} else {
+		c.add("id > " + c.arg(params.AfterID))
+	}
+	limit := c.arg(cmp.Or(params.Limit, ListDeadLettersLimitDefault))
 	rows, err := db.Query(ctx, `
 SELECT id, message_id, topic, key, payload, metadata, created_at, attempts, last_error, failed_at
-FROM outbox_dead_letters
-WHERE id > $1
-ORDER BY id
-LIMIT $2`, params.AfterID, cmp.Or(params.Limit, ListDeadLettersLimitDefault))
+FROM outbox_dead_letters`+c.where()+`
+ORDER BY `+order+`
+LIMIT `+limit, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
