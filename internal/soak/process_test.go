@@ -84,6 +84,21 @@ func (p *process) restart(t *testing.T) {
 	p.start(t)
 }
 
+// freeze stops the process with SIGSTOP: it keeps its state and its
+// sockets but runs no code until thaw.
+func (p *process) freeze(t *testing.T) { p.signal(t, syscall.SIGSTOP) }
+
+// thaw lets a frozen process run on (SIGCONT).
+func (p *process) thaw(t *testing.T) { p.signal(t, syscall.SIGCONT) }
+
+func (p *process) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	require.NoError(t, cmd.Process.Signal(sig), "%s: %s", p.name, sig)
+}
+
 // pid is the process id of the current run.
 func (p *process) pid() int {
 	p.mu.Lock()
