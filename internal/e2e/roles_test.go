@@ -338,7 +338,7 @@ var refusedTo = map[string][]string{
 		`SELECT slot_name FROM relay_slot`,
 	},
 	relayRole: {
-		`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+		`INSERT INTO outbox (message_id, topic, payload) VALUES (gen_random_uuid(), 'invented', '{}')`,
 		`UPDATE outbox SET payload = ''`,
 		`UPDATE outbox SET topic = 'x', key = 'y'`,
 		`SELECT id FROM users`,
@@ -367,7 +367,7 @@ var refusedTo = map[string][]string{
 		`DELETE FROM dead_letters`,
 		`UPDATE dead_letters SET payload = ''`,
 		`SELECT id FROM outbox`,
-		`INSERT INTO outbox (message_id, topic) VALUES (gen_random_uuid(), 'invented')`,
+		`INSERT INTO outbox (message_id, topic, payload) VALUES (gen_random_uuid(), 'invented', '{}')`,
 		`SELECT key FROM idempotency_keys`,
 		`SELECT name FROM relay_leader`,
 		`SELECT id FROM outbox_dead_letters`,
