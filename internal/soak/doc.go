@@ -1,7 +1,26 @@
-// Package soak holds the fault soak of outboxd: a test that runs the API, three
-// relay replicas and the worker as real processes against a PostgreSQL
-// cluster of its own and an embedded NATS, signs users up at a steady rate,
-// kills and restarts the processes, stops the broker and restarts
-// PostgreSQL, then reconciles every user against its profile, audit record
-// and welcome mail. It has no code of its own besides its tests.
+// Package soak holds outboxd's fault tests, which run outboxd as real
+// processes (the test binary re-executed as outboxd) against PostgreSQL
+// clusters of their own, made with initdb and pg_basebackup on free ports
+// with wal_level = logical. They need PostgreSQL 15's server binaries
+// (OUTBOXD_PG_BIN, or /usr/lib/postgresql/15/bin) and fail without them.
+//
+// TestSoakUnderFaults runs the API, three relay replicas and the worker
+// against an embedded NATS, signs users up at a steady rate, kills the
+// leading relay and the worker with SIGKILL and restarts them, stops the
+// broker and restarts PostgreSQL, then reconciles every user against its
+// profile, audit record and welcome mail, with no outbox row left. It runs
+// once per capture mode, one after the other: poll (the relays claim rows
+// under the transaction horizon, woken by the API's NOTIFY) and wal (the
+// relays stream a logical replication slot and the API notifies nobody; each
+// leader kill is a takeover of the slot, and the slot outlives the kills
+// and the restart).
+//
+// TestFailoverToAPromotedStandby runs two WAL-capturing relays on a
+// multi-host DATABASE_URL (target_session_attrs=read-write) while a writer
+// commits outbox rows, crashes the primary and promotes its streaming
+// standby. PostgreSQL 15 has no slots on standbys, so the relay leading on
+// the promoted server creates a new slot and publishes what the table holds
+// before streaming: every row that survived the failover is published.
+//
+// The package has no code of its own besides its tests.
 package soak
