@@ -7,9 +7,9 @@ import (
 	wmamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 )
 
-// amqpPublishChannels is the number of AMQP channels a publisher keeps open.
-// Without a pool, watermill-amqp opens and closes a channel, and puts it in
-// confirm mode, on every Publish.
+// amqpPublishChannels is the number of idle confirm-mode channels a
+// publisher keeps between runs; a run holds one channel, and concurrent
+// runs open more.
 const amqpPublishChannels = 8
 
 // amqpPrefetch is how many unacked messages RabbitMQ hands one member of a
@@ -18,24 +18,11 @@ const amqpPrefetch = 16
 
 // amqpConfig is Watermill's durable pub/sub: a durable fanout exchange named
 // after the topic, a durable queue per group (topic_group) bound to it and
-// persistent messages.
+// persistent messages. amqpPublisher publishes with it, confirms on.
 func amqpConfig(cfg Config, group string) wmamqp.Config {
 	c := wmamqp.NewDurablePubSubConfig(cfg.URL, wmamqp.GenerateQueueNameTopicNameWithSuffix(group))
-	// Without confirms Publish returns once the bytes are written, and a
-	// broker crash right then loses messages the relay already deleted.
-	c.Publish.ConfirmDelivery = true
-	c.Publish.ChannelPoolSize = amqpPublishChannels
 	c.Consume.Qos.PrefetchCount = amqpPrefetch
 	return c
-}
-
-func newAMQPPublisher(cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
-	p, err := wmamqp.NewPublisher(amqpConfig(cfg, ""), logger)
-	if err != nil {
-		// amqp091's dial errors name the host, never the URL's password.
-		return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
-	}
-	return &publisher{transport: p}, nil
 }
 
 func newAMQPSubscriber(cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
@@ -43,5 +30,5 @@ func newAMQPSubscriber(cfg Config, group string, logger watermill.LoggerAdapter)
 	if err != nil {
 		return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
 	}
-	return &subscriber{transport: s}, nil
+	return &subscriber{transport: s, initialize: s.SubscribeInitialize}, nil
 }

@@ -10,13 +10,21 @@ import (
 )
 
 // NewPublisher connects to the broker cfg names and returns a Watermill
-// publisher for it. Publish returns only once the broker has stored the
-// messages (a JetStream ack, a RabbitMQ publisher confirm, a Redis XADD, a
-// Kafka ack from all in-sync replicas, a committed INSERT), so a caller that
-// deletes its copy afterwards never loses one. Messages given to one Publish
-// call are stored in order, and Publish stops at the first failure.
-// Publish is safe for concurrent use.
+// publisher for it, which is also a relay.BatchPublisher. Publish returns
+// only once the broker has stored the messages (a JetStream ack, a RabbitMQ
+// publisher confirm, a Redis XADD, a Kafka ack from all in-sync replicas, a
+// committed INSERT), so a caller that deletes its copy afterwards never loses
+// one. Messages given to one Publish call are stored in order, and Publish
+// stops at the first failure: each is sent once the one before it is stored,
+// except on postgres, where one call is one transaction that stores all of
+// them or none. PublishBatch keeps a whole run in flight at once and reports
+// each message's fate, with errors IsPermanent classifies as for Publish.
+// Both are safe for concurrent use.
 func NewPublisher(ctx context.Context, cfg Config) (message.Publisher, error) {
+	return newPublisher(ctx, cfg, clientHooks{})
+}
+
+func newPublisher(ctx context.Context, cfg Config, hooks clientHooks) (*publisher, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("broker config: %w", err)
@@ -28,15 +36,15 @@ func NewPublisher(ctx context.Context, cfg Config) (message.Publisher, error) {
 	)
 	switch cfg.Kind {
 	case KindNATS:
-		p, err = newNATSPublisher(ctx, cfg, logger)
+		p, err = newNATSPublisher(ctx, cfg)
 	case KindAMQP:
 		p, err = newAMQPPublisher(cfg, logger)
 	case KindRedis:
-		p, err = newRedisPublisher(ctx, cfg, logger)
+		p, err = newRedisPublisher(ctx, cfg)
 	case KindKafka:
-		p, err = newKafkaPublisher(cfg, logger)
+		p, err = newKafkaPublisher(cfg, hooks.kafkaProducer)
 	case KindPostgres:
-		p, err = newPostgresPublisher(ctx, cfg, logger)
+		p, err = newPostgresPublisher(ctx, cfg, hooks.postgresTx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s publisher: %w", cfg.Kind, err)
@@ -82,6 +90,7 @@ func NewSubscriber(ctx context.Context, cfg Config, group string) (message.Subsc
 		return nil, fmt.Errorf("%s subscriber for group %s: %w", cfg.Kind, group, err)
 	}
 	s.kind = cfg.Kind
+	s.closing = make(chan struct{})
 	return s, nil
 }
 
@@ -89,63 +98,28 @@ func watermillLogger(cfg Config) watermill.LoggerAdapter {
 	return watermill.NewSlogLogger(cfg.Logger.With("component", "broker", "broker", string(cfg.Kind)))
 }
 
-// publisher puts what all transports share around a Watermill publisher:
-// topic checks, error context and an idempotent Close that also frees what
-// the constructor opened for the transport.
-type publisher struct {
-	kind      Kind
-	transport message.Publisher
-	// prepare readies the broker for topic before its first publish (a
-	// JetStream stream); nil when the transport does it itself.
-	prepare func(topic string) error
-	// release frees what the transport does not own, after it closed.
-	release func()
-
-	closeOnce sync.Once
-	closeErr  error
-}
-
-// Publish implements message.Publisher.
-func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	if err := checkTopic(topic); err != nil {
-		return err
-	}
-	if p.prepare != nil {
-		if err := p.prepare(topic); err != nil {
-			return fmt.Errorf("%s: prepare topic %s: %w", p.kind, topic, err)
-		}
-	}
-	if err := p.transport.Publish(topic, msgs...); err != nil {
-		return fmt.Errorf("%s: publish to %s: %w", p.kind, topic, err)
-	}
-	return nil
-}
-
-// Close implements message.Publisher. It may be called more than once.
-func (p *publisher) Close() error {
-	p.closeOnce.Do(func() {
-		p.closeErr = p.transport.Close()
-		if p.release != nil {
-			p.release()
-		}
-		if p.closeErr != nil {
-			p.closeErr = fmt.Errorf("%s: close publisher: %w", p.kind, p.closeErr)
-		}
-	})
-	return p.closeErr
-}
-
-// subscriber is publisher's counterpart for Watermill subscribers.
+// subscriber puts what all transports share around a Watermill
+// subscriber: topic checks, error context and an idempotent Close that also
+// frees what the constructor opened for the transport.
 type subscriber struct {
 	kind      Kind
 	transport message.Subscriber
 	// prepare readies the broker for the group on topic before Subscribe (a
 	// JetStream stream and durable consumer); nil when not needed.
 	prepare func(ctx context.Context, topic string) error
-	release func()
+	// initialize is the transport's SubscribeInitialize where it has one
+	// that fits: watermill-nats' would provision a stream of its own, and
+	// watermill-kafka's wants partition counts that the cluster's own
+	// topic creation decides.
+	initialize func(topic string) error
+	release    func()
 
-	closeOnce sync.Once
-	closeErr  error
+	// closing is closed when Close begins; forwarders are the goroutines
+	// passing the transport's messages on, which Close waits for.
+	closing    chan struct{}
+	forwarders sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Subscribe implements message.Subscriber.
@@ -162,7 +136,48 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("%s: subscribe to %s: %w", s.kind, topic, err)
 	}
-	return ch, nil
+	out := make(chan *message.Message)
+	s.forwarders.Add(1)
+	go s.forward(ctx, ch, out)
+	return out, nil
+}
+
+// forward passes the transport's messages on until it closes ch, then
+// closes out: so that out is closed by the time Close returns, which
+// watermill-sql's subscriber leaves to a goroutine of its own. A message
+// nobody takes once Close began or ctx ended is nacked, back to the group.
+func (s *subscriber) forward(ctx context.Context, ch <-chan *message.Message, out chan<- *message.Message) {
+	defer s.forwarders.Done()
+	defer close(out)
+	for msg := range ch {
+		select {
+		case out <- msg:
+		case <-s.closing:
+			msg.Nack()
+		case <-ctx.Done():
+			msg.Nack()
+		}
+	}
+}
+
+// SubscribeInitialize implements message.SubscribeInitializer: it readies
+// the group on topic without subscribing, so that on RabbitMQ the group's
+// queue exists and keeps what is published before the first Subscribe.
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	if s.prepare != nil {
+		if err := s.prepare(context.Background(), topic); err != nil {
+			return fmt.Errorf("%s: prepare subscription to %s: %w", s.kind, topic, err)
+		}
+	}
+	if s.initialize != nil {
+		if err := s.initialize(topic); err != nil {
+			return fmt.Errorf("%s: initialize subscription to %s: %w", s.kind, topic, err)
+		}
+	}
+	return nil
 }
 
 // Close implements message.Subscriber: it stops every subscription, closes
@@ -170,7 +185,9 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // more than once.
 func (s *subscriber) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.closing)
 		s.closeErr = s.transport.Close()
+		s.forwarders.Wait()
 		if s.release != nil {
 			s.release()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/broker/kafkatest"
 	"github.com/outboxd/outboxd/internal/pgtest"
 )
 
@@ -29,17 +30,14 @@ func TestMain(m *testing.M) {
 type transport struct {
 	kind Kind
 	// config addresses a broker for t alone: an embedded NATS server, a
-	// fresh PostgreSQL database, or the shared RabbitMQ/Redis/Kafka (where
-	// topics are unique per test).
+	// kfake cluster, a fresh PostgreSQL database, or the shared
+	// RabbitMQ/Redis (or a real Kafka's KAFKA_BROKERS), where topics are
+	// unique per test.
 	config func(testing.TB) broker.Config
 }
 
 // Kind shortens broker.Kind in tables.
 type Kind = broker.Kind
-
-// envKafkaBrokers names the Kafka brokers to test against; unset, the Kafka
-// transport is not run.
-const envKafkaBrokers = "KAFKA_BROKERS"
 
 func transports() []transport {
 	return []transport{
@@ -55,8 +53,8 @@ func transports() []transport {
 		{broker.KindPostgres, func(t testing.TB) broker.Config {
 			return testConfig(broker.KindPostgres, pgtest.NewDatabase(t))
 		}},
-		{broker.KindKafka, func(testing.TB) broker.Config {
-			return testConfig(broker.KindKafka, os.Getenv(envKafkaBrokers))
+		{broker.KindKafka, func(t testing.TB) broker.Config {
+			return testConfig(broker.KindKafka, kafkatest.Brokers(t))
 		}},
 	}
 }

@@ -11,17 +11,20 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+
+	"github.com/outboxd/outboxd/relay"
 )
 
 // Why watermill-nats' pkg/nats (with JetStream on) rather than its
 // pkg/jetstream: pkg/jetstream calls itself beta, publishes to the subject
 // named by the stream's name (which may not contain the topic's dots), has
 // no message-id dedup and its grouped consumer puts streams in work-queue
-// retention, where two groups cannot both read a topic. pkg/nats sets
-// Nats-Msg-Id from the Watermill UUID (TrackMsgId) and subscribes durable
-// queue groups. Two of its defaults lose messages, so both are overridden
+// retention, where two groups cannot both read a topic. pkg/nats subscribes
+// durable queue groups; publishing is natsPublisher's, with pkg/nats'
+// marshaler and its TrackMsgId's Nats-Msg-Id, but asynchronous (pkg/nats
+// waits for each ack in turn). Two of the subscriber's defaults lose
+// messages, so both are overridden
 // here: a JetStream consumer that the library creates is deleted on
 // Unsubscribe (nats.go js.go, "the library created the JS consumer, it will
 // delete it"), and without nats.ManualAck nats.go acks every message when
@@ -47,54 +50,89 @@ const (
 	natsDeliverPrefix = "_outboxd.deliver."
 )
 
-func newNATSPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
+// natsAckTimeout bounds the wait for a JetStream acknowledgement that
+// PublishBatch's context does not end first (Publish has no context): a
+// message sent while the connection was down and never acknowledged fails
+// after it rather than holding its run forever.
+const natsAckTimeout = 10 * time.Second
+
+// natsMarshaler is watermill-nats' header marshaler, which the subscribers
+// unmarshal with: UUID and metadata as headers, the payload as the body.
+var natsMarshaler = &wmnats.NATSMarshaler{}
+
+func newNATSPublisher(ctx context.Context, cfg Config) (*publisher, error) {
 	nc, err := ConnectNATS(ctx, cfg, "publisher")
 	if err != nil {
 		return nil, err
 	}
-	js, err := nc.JetStream()
+	js, err := nc.JetStream(nats.PublishAsyncTimeout(natsAckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	wm, err := wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler:         &wmnats.NATSMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		JetStream: wmnats.JetStreamConfig{
-			// Streams are provisioned by ensureStream: the library's own
-			// provisioning names the stream after the topic, dots and all,
-			// and asks the server on every Publish.
-			AutoProvision: false,
-			TrackMsgId:    true,
-			// PublishOptions stays nil: the library appends MsgId to it per
-			// message, which would race on a slice with spare capacity.
-		},
-	}, logger)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("watermill publisher: %w", err)
-	}
 	streams := &natsStreams{js: js}
 	return &publisher{
-		transport: &natsPublisher{Publisher: wm, streams: streams},
+		transport: &natsPublisher{nc: nc, js: js, streams: streams},
 		prepare:   streams.ensureOnce,
 	}, nil
 }
 
-// natsPublisher forgets a topic's stream when JetStream stops answering for
-// it, so that a stream deleted by an operator is created again rather than
-// failing every publish.
+// natsPublisher publishes a run asynchronously on one connection and then
+// awaits the acknowledgements together. Streams are provisioned by
+// ensureStream rather than watermill-nats: its provisioning names the
+// stream after the topic, dots and all, and asks the server on every
+// Publish.
 type natsPublisher struct {
-	*wmnats.Publisher
+	nc      *nats.Conn
+	js      nats.JetStreamContext
 	streams *natsStreams
 }
 
-func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
-	err := p.Publisher.Publish(topic, msgs...)
-	if errors.Is(err, nats.ErrNoStreamResponse) {
-		p.streams.forget(topic)
+func (p *natsPublisher) publishRun(ctx context.Context, run []relay.Outgoing) []error {
+	errs := make([]error, len(run))
+	acks := make([]nats.PubAckFuture, len(run))
+	for i, o := range run {
+		msg, err := natsMarshaler.Marshal(o.Topic, o.Message)
+		if err != nil {
+			errs[i] = fmt.Errorf("marshal message %s: %w", o.Message.UUID, err)
+			continue
+		}
+		var opts []nats.PubOpt
+		if o.Message.UUID != "" {
+			// JetStream's duplicate window drops a re-send of the same
+			// message (watermill-nats' TrackMsgId).
+			opts = append(opts, nats.MsgId(o.Message.UUID))
+		}
+		// A full window of unacknowledged messages waits for acks to free
+		// room rather than failing the rest of the run.
+		opts = append(opts, nats.StallWait(natsAckTimeout))
+		acks[i], errs[i] = p.js.PublishMsgAsync(msg, opts...)
 	}
-	return err
+	for i, ack := range acks {
+		if ack == nil {
+			continue
+		}
+		select {
+		case <-ack.Ok():
+		case errs[i] = <-ack.Err():
+		case <-ctx.Done():
+			// Those left expire after natsAckTimeout.
+			errs[i] = ctx.Err()
+		}
+	}
+	for i, err := range errs {
+		// A stream deleted by an operator is created again rather than
+		// failing every publish.
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrNoStreamResponse) {
+			p.streams.forget(run[i].Topic)
+		}
+	}
+	return errs
+}
+
+func (p *natsPublisher) close() error {
+	p.nc.Close()
+	return nil
 }
 
 // natsStreams provisions one stream per topic and remembers which exist.

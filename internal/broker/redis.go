@@ -9,7 +9,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outboxd/outboxd/relay"
 )
+
+// redisMarshaller is watermill-redisstream's, which its subscriber
+// unmarshals with.
+var redisMarshaller = redisstream.DefaultMarshallerUnmarshaller{}
 
 // redisClaimIntervalMax bounds how often a subscriber looks for messages
 // that a departed member of its group left unacked.
@@ -29,21 +35,47 @@ func newRedisClient(ctx context.Context, cfg Config) (*redis.Client, error) {
 	return client, nil
 }
 
-func newRedisPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*publisher, error) {
+func newRedisPublisher(ctx context.Context, cfg Config) (*publisher, error) {
 	client, err := newRedisClient(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	// Streams are not trimmed (no MAXLEN): a group that is behind must not
-	// lose messages. Trim by age outside outboxd if memory matters.
-	p, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: client}, logger)
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("watermill publisher: %w", err)
-	}
-	// The publisher closes the client.
-	return &publisher{transport: p}, nil
+	return &publisher{transport: &redisPublisher{client: client}}, nil
 }
+
+// redisPublisher sends a run's XADDs in one pipeline, each with its own
+// answer, in the fields watermill-redisstream's marshaller writes and its
+// subscriber reads. Streams are not trimmed (no MAXLEN, as
+// watermill-redisstream does without Maxlens): a group that is behind must
+// not lose messages. Trim by age outside outboxd if memory matters.
+type redisPublisher struct {
+	client *redis.Client
+}
+
+func (p *redisPublisher) publishRun(ctx context.Context, run []relay.Outgoing) []error {
+	errs := make([]error, len(run))
+	cmds := make([]*redis.StringCmd, len(run))
+	_, _ = p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, o := range run {
+			values, err := redisMarshaller.Marshal(o.Topic, o.Message)
+			if err != nil {
+				errs[i] = fmt.Errorf("marshal message %s: %w", o.Message.UUID, err)
+				continue
+			}
+			cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.Topic, Values: values})
+		}
+		return nil
+	})
+	// Pipelined's error is the first command's; each command has its own.
+	for i, cmd := range cmds {
+		if cmd != nil {
+			errs[i] = cmd.Err()
+		}
+	}
+	return errs
+}
+
+func (p *redisPublisher) close() error { return p.client.Close() }
 
 func newRedisSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
 	client, err := newRedisClient(ctx, cfg)
