@@ -248,7 +248,8 @@ func checkSignups(t *testing.T, attempts []attempt, pgDown window) {
 // profile, audit record and mail, logging the counts on the way.
 func waitReconciled(t *testing.T, pool *pgxpool.Pool, smtp *mailtest.Server, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	began := time.Now()
+	deadline := began.Add(timeout)
 	var status string
 	for {
 		var users, outbox, profiles, audits int
@@ -265,7 +266,7 @@ SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM outbox),
 		}
 		status = fmt.Sprintf("users=%d outbox=%d profiles=%d audited=%d mailed=%d", users, outbox, profiles, audits, len(mailed))
 		if outbox == 0 && profiles == users && audits == users && len(mailed) >= users {
-			t.Logf("reconciled: %s", status)
+			t.Logf("reconciled %s after the load: %s", time.Since(began).Round(time.Millisecond), status)
 			return
 		}
 		if time.Now().After(deadline) {
