@@ -75,7 +75,7 @@ func TestRunEachBenchmark(t *testing.T) {
 			require.Len(t, records, len(tb.Rows)+1, "a header and one record per row")
 
 			if chart, ok := charts[name]; ok {
-				requireWellFormedSVG(t, filepath.Join(cfg.OutDir, chart))
+				require.Greater(t, svgElements(t, filepath.Join(cfg.OutDir, chart))["rect"], 6, "bars were drawn")
 			}
 		})
 	}
@@ -101,9 +101,12 @@ func TestCommandLineRunsBenchmark(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	_, err := bench.Run(context.Background(), "relay", bench.Config{Duration: -time.Second, Rate: -1})
-	require.ErrorContains(t, err, "Duration")
-	require.ErrorContains(t, err, "Rate")
+	_, err := bench.Run(context.Background(), "relay", bench.Config{
+		Duration: -time.Second, Rate: -1,
+	})
+	for _, field := range []string{"Duration", "Rate"} {
+		require.ErrorContains(t, err, field)
+	}
 
 	_, err = bench.Run(context.Background(), "nope", bench.Config{})
 	require.ErrorContains(t, err, "unknown benchmark")
@@ -132,22 +135,44 @@ func TestTableWritesAlignedText(t *testing.T) {
 	require.Contains(t, lines[5], "a note")
 }
 
-func requireWellFormedSVG(t *testing.T, path string) {
+func TestTableWritesTargetColumns(t *testing.T) {
+	t.Parallel()
+	tb := bench.Table{Name: "x", Title: "x: demo", Baseline: "poll", Rows: []bench.Row{
+		{Figure: "p99", Unit: "ms", Ours: 2, Baseline: 4, LowerIsBetter: true, Goal: &bench.Goal{Text: "≤ 5 ms", Met: true}},
+		{Figure: "net", Unit: "tx/s", Ours: 0.25},
+	}}
+	var text, md, csvOut strings.Builder
+	require.NoError(t, tb.WriteText(&text))
+	require.NoError(t, tb.WriteMarkdown(&md))
+	require.NoError(t, tb.WriteCSV(&csvOut))
+	lines := strings.Split(strings.TrimSpace(text.String()), "\n")
+	require.True(t, strings.HasSuffix(lines[1], "target  met"), lines[1])
+	require.True(t, strings.HasSuffix(lines[3], "≤ 5 ms  yes"), lines[3])
+	require.True(t, strings.HasSuffix(lines[4], "0.25     –      –"), "small rates keep decimals, a row without target ends at its ratio: %q", lines[4])
+	require.Contains(t, md.String(), "| figure | unit | ours | poll | ratio | target | met |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n")
+	records, err := csv.NewReader(strings.NewReader(csvOut.String())).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"x", "p99", "ms", "2.000", "4.000", "2.000", "≤ 5 ms", "yes"}, records[1])
+}
+
+// svgElements checks that the chart at path is well-formed XML and counts
+// its elements by name.
+func svgElements(t *testing.T, path string) map[string]int {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
 	d := xml.NewDecoder(f)
-	rects := 0
+	counts := map[string]int{}
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
 			break
 		}
 		require.NoError(t, err, "the chart is well-formed XML")
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
-			rects++
+		if se, ok := tok.(xml.StartElement); ok {
+			counts[se.Name.Local]++
 		}
 	}
-	require.Greater(t, rects, 6, "bars were drawn")
+	return counts
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,6 +26,22 @@ type Row struct {
 	// LowerIsBetter marks latencies, whose ratio is baseline/ours so that
 	// the ratio always reads "share of the baseline reached".
 	LowerIsBetter bool
+	// Goal is the figure's target, when it has one; a table with any goal
+	// prints a target and a met column.
+	Goal *Goal
+}
+
+// Goal is a figure's target and whether the figure reached it.
+type Goal struct {
+	// Text states the target: "≤ 5 ms", "≥ 0.5 × raw".
+	Text string
+	// Met tells whether Ours reached it.
+	Met bool
+}
+
+// goal is a Goal stated by text and reached when met.
+func goal(met bool, format string, args ...any) *Goal {
+	return &Goal{Text: fmt.Sprintf(format, args...), Met: met}
 }
 
 // Ratio is the share of the baseline outboxd reaches: ours/baseline for
@@ -52,17 +70,27 @@ type Table struct {
 	Notes []string
 }
 
+// formatValue prints a measured value; small rates (an idle cost in tx/s)
+// keep two decimals.
 func formatValue(v float64, unit string) string {
 	switch {
-	case v == 0:
-		return "–"
 	case unit == "ms":
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	case unit == "%":
 		return strconv.FormatFloat(v, 'f', 1, 64) + " %"
+	case math.Abs(v) < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
 	default:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
+}
+
+// formatBaseline is formatValue, or "–" for a figure without a baseline.
+func formatBaseline(v float64, unit string) string {
+	if v == 0 {
+		return "–"
+	}
+	return formatValue(v, unit)
 }
 
 func formatRatio(r Row) string {
@@ -72,10 +100,37 @@ func formatRatio(r Row) string {
 	return strconv.FormatFloat(r.Ratio(), 'f', 2, 64)
 }
 
+// hasGoals tells whether any row has a target, and so the table a target
+// and a met column.
+func (t Table) hasGoals() bool {
+	return slices.ContainsFunc(t.Rows, func(r Row) bool { return r.Goal != nil })
+}
+
+// goalCells are r's target and met cells.
+func (r Row) goalCells() []string {
+	switch {
+	case r.Goal == nil:
+		return []string{"", ""}
+	case r.Goal.Met:
+		return []string{r.Goal.Text, "yes"}
+	default:
+		return []string{r.Goal.Text, "no"}
+	}
+}
+
 func (t Table) cells() [][]string {
-	out := [][]string{{"figure", "unit", "ours", t.Baseline, "ratio"}}
+	goals := t.hasGoals()
+	header := []string{"figure", "unit", "ours", t.Baseline, "ratio"}
+	if goals {
+		header = append(header, "target", "met")
+	}
+	out := [][]string{header}
 	for _, r := range t.Rows {
-		out = append(out, []string{r.Figure, r.Unit, formatValue(r.Ours, r.Unit), formatValue(r.Baseline, r.Unit), formatRatio(r)})
+		row := []string{r.Figure, r.Unit, formatValue(r.Ours, r.Unit), formatBaseline(r.Baseline, r.Unit), formatRatio(r)}
+		if goals {
+			row = append(row, r.goalCells()...)
+		}
+		out = append(out, row)
 	}
 	return out
 }
@@ -92,15 +147,16 @@ func (t Table) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s\n", t.Title)
 	for n, row := range cells {
+		var line strings.Builder
 		for i, c := range row {
 			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
 			if i == 0 {
-				b.WriteString(c + pad)
+				line.WriteString(c + pad)
 			} else {
-				b.WriteString("  " + pad + c)
+				line.WriteString("  " + pad + c)
 			}
 		}
-		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
 		if n == 0 {
 			total := len(widths)*2 - 2
 			for _, w := range widths {
@@ -123,7 +179,11 @@ func (t Table) WriteMarkdown(w io.Writer) error {
 	for n, row := range t.cells() {
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		if n == 0 {
-			b.WriteString("| --- | --- | ---: | ---: | ---: |\n")
+			b.WriteString("| --- | --- | ---: | ---: | ---: |")
+			if len(row) > 5 {
+				b.WriteString(" --- | --- |")
+			}
+			b.WriteString("\n")
 		}
 	}
 	if len(t.Notes) > 0 {
@@ -140,11 +200,20 @@ func (t Table) WriteMarkdown(w io.Writer) error {
 // WriteCSV writes t's rows with raw values, for tools.
 func (t Table) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"benchmark", "figure", "unit", "ours", t.Baseline, "ratio"})
+	goals := t.hasGoals()
+	header := []string{"benchmark", "figure", "unit", "ours", t.Baseline, "ratio"}
+	if goals {
+		header = append(header, "target", "met")
+	}
+	_ = cw.Write(header)
 	for _, r := range t.Rows {
-		_ = cw.Write([]string{t.Name, r.Figure, r.Unit,
+		rec := []string{t.Name, r.Figure, r.Unit,
 			strconv.FormatFloat(r.Ours, 'f', 3, 64), strconv.FormatFloat(r.Baseline, 'f', 3, 64),
-			strconv.FormatFloat(r.Ratio(), 'f', 3, 64)})
+			strconv.FormatFloat(r.Ratio(), 'f', 3, 64)}
+		if goals {
+			rec = append(rec, r.goalCells()...)
+		}
+		_ = cw.Write(rec)
 	}
 	cw.Flush()
 	return cw.Error()
