@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,20 @@ func tinyConfig(t *testing.T) bench.Config {
 		Rate:        100,
 		OutDir:      t.TempDir(),
 	}
+}
+
+// wantFigures are, by benchmark, figures its table must have (a part of
+// their name) with a measured value, and whether the figure has a target.
+var wantFigures = map[string][]struct {
+	figure string
+	goal   bool
+}{
+	"enqueue": {
+		{"user + EnqueueBatch (NOTIFY) vs user alone", false},
+		{"user + Writer{WithoutNotify: true}.EnqueueBatch vs user alone", false},
+		{"Writer{WithoutNotify: true}.EnqueueBatch overhead", true},
+		{"pg_logical_emit_message instead of a row overhead", false},
+	},
 }
 
 // TestRunEachBenchmark runs every benchmark small against the real
@@ -62,6 +77,11 @@ func TestRunEachBenchmark(t *testing.T) {
 					require.Positive(t, r.Ratio(), "%s: %s", name, r.Figure)
 				}
 			}
+			for _, want := range wantFigures[name] {
+				i := slices.IndexFunc(tb.Rows, func(r bench.Row) bool { return strings.Contains(r.Figure, want.figure) })
+				require.NotEqual(t, -1, i, "%s has a row %q", name, want.figure)
+				require.Equal(t, want.goal, tb.Rows[i].Goal != nil, "%s: %q has a target", name, want.figure)
+			}
 			require.Contains(t, out.String(), tb.Title)
 
 			md, err := os.ReadFile(filepath.Join(cfg.OutDir, name+".md"))
@@ -73,6 +93,9 @@ func TestRunEachBenchmark(t *testing.T) {
 			records, err := csv.NewReader(f).ReadAll()
 			require.NoError(t, err)
 			require.Len(t, records, len(tb.Rows)+1, "a header and one record per row")
+			if len(wantFigures[name]) > 0 {
+				require.Equal(t, []string{"target", "met"}, records[0][len(records[0])-2:], "a table with targets has their columns")
+			}
 
 			if chart, ok := charts[name]; ok {
 				require.Greater(t, svgElements(t, filepath.Join(cfg.OutDir, chart))["rect"], 6, "bars were drawn")

@@ -12,7 +12,7 @@ import (
 // BenchCmd measures outboxd against its ceilings and Watermill's forwarder.
 type BenchCmd struct {
 	Signup    BenchRun `cmd:"" help:"HTTP signups/s and p50/p99 at 1/16/64 clients (argon2 as configured and minimal) vs the same transaction as raw SQL."`
-	Enqueue   BenchRun `cmd:"" help:"The outbox row added to a signup transaction (EnqueueBatch in one batch, Enqueue in BEGIN…COMMIT) vs the user insert alone: the overhead."`
+	Enqueue   BenchRun `cmd:"" help:"The outbox row added to a signup transaction (EnqueueBatch with NOTIFY, Writer{WithoutNotify} and pg_logical_emit_message in one batch, Enqueue in BEGIN…COMMIT) vs the user insert alone: the overhead."`
 	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog: no-op publisher vs raw claim-and-delete SQL; NATS JetStream vs raw nats.go publish loops."`
 	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate."`
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
