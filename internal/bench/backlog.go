@@ -126,10 +126,23 @@ type idleRelay struct {
 	stop func()
 }
 
-func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.Duration) (*idleRelay, error) {
+// slotTimeout bounds the wait for a wal relay's first stream: creating its
+// slot waits for every transaction open on the server, other databases'
+// included.
+const slotTimeout = 2 * time.Minute
+
+// startRelay starts a relay publishing to pub, capturing by capture, and
+// returns once it leads and, in CaptureWAL, streams: its slot is active and
+// what the table held is published. A wal relay's slot is dropped when it
+// stops, so that the next run neither waits for it nor streams what it
+// kept.
+func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.Duration, capture relay.Capture) (*idleRelay, error) {
+	slot := relay.SlotName(e.database)
 	r, err := relay.New(e.pool, pub, relay.Config{
 		Concurrency:  e.concurrency(0),
 		PollInterval: poll,
+		Capture:      capture,
+		Slot:         slot,
 		Logger:       e.cfg.Logger,
 	})
 	if err != nil {
@@ -137,20 +150,55 @@ func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.D
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	var runErr error
 	go func() {
 		defer close(done)
-		_ = r.Run(ctx)
+		runErr = r.Run(ctx)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !r.IsLeader() {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return nil, fmt.Errorf("relay did not take the lead within 30 s")
+	ir := &idleRelay{r: r, stop: func() {
+		cancel()
+		<-done
+		if capture == relay.CaptureWAL {
+			dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer dcancel()
+			_ = dropSlots(dctx, e.pool, e.database)
 		}
-		time.Sleep(time.Millisecond)
+	}}
+	started := func(what string, timeout time.Duration, ok func() (bool, error)) error {
+		deadline := time.Now().Add(timeout)
+		for {
+			yes, err := ok()
+			switch {
+			case err != nil:
+				return err
+			case yes:
+				return nil
+			}
+			select {
+			case <-done:
+				return fmt.Errorf("relay stopped before it %s: %w", what, runErr)
+			case <-time.After(time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("relay did not %s within %s", what, timeout)
+			}
+		}
 	}
-	return &idleRelay{r: r, stop: func() { cancel(); <-done }}, nil
+	err = started("take the lead", 30*time.Second, func() (bool, error) { return r.IsLeader(), nil })
+	if err == nil && capture == relay.CaptureWAL {
+		err = started("stream its slot "+slot, slotTimeout, func() (bool, error) {
+			var streaming bool
+			err := e.pool.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN relay_slot r USING (slot_name)
+	WHERE s.slot_name = $1 AND s.active AND r.drained_at IS NOT NULL)`, slot).Scan(&streaming)
+			return streaming, err
+		})
+	}
+	if err != nil {
+		ir.stop()
+		return nil, err
+	}
+	return ir, nil
 }
 
 // waitDrained returns once the relay has published n rows and removed

@@ -29,6 +29,7 @@ func tinyConfig(t *testing.T) bench.Config {
 		Concurrency: 2,
 		Messages:    600,
 		Rate:        100,
+		LongTx:      500 * time.Millisecond,
 		OutDir:      t.TempDir(),
 	}
 }
@@ -45,6 +46,13 @@ var wantFigures = map[string][]struct {
 		{"Writer{WithoutNotify: true}.EnqueueBatch overhead", true},
 		{"pg_logical_emit_message instead of a row overhead", false},
 	},
+	"latency": {
+		{"commit → publish p99", true},
+		{"commit → handler p99", false},
+		{"commit → publish p50, committed while a 500ms write transaction was open", false},
+		{"commit → publish p99, committed while a 500ms write transaction was open", true},
+		{"oldest open transaction in the cluster during the long-transaction run", false},
+	},
 }
 
 // TestRunEachBenchmark runs every benchmark small against the real
@@ -55,6 +63,9 @@ func TestRunEachBenchmark(t *testing.T) {
 		t.Skip("runs every benchmark")
 	}
 	charts := map[string]string{"latency": "latency.svg", "forwarder": "latency-vs-forwarder.svg"}
+	// timelines are the latency-over-time charts, with their number of
+	// lines.
+	timelines := map[string]map[string]int{"latency": {"latency-long-tx.svg": 2}}
 	for _, name := range bench.Names() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -100,6 +111,9 @@ func TestRunEachBenchmark(t *testing.T) {
 			if chart, ok := charts[name]; ok {
 				require.Greater(t, svgElements(t, filepath.Join(cfg.OutDir, chart))["rect"], 6, "bars were drawn")
 			}
+			for chart, lines := range timelines[name] {
+				require.Equal(t, lines, svgElements(t, filepath.Join(cfg.OutDir, chart))["polyline"], "one line a run")
+			}
 		})
 	}
 }
@@ -125,9 +139,9 @@ func TestCommandLineRunsBenchmark(t *testing.T) {
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
-		Duration: -time.Second, Rate: -1,
+		Duration: -time.Second, Rate: -1, LongTx: -time.Second,
 	})
-	for _, field := range []string{"Duration", "Rate"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx"} {
 		require.ErrorContains(t, err, field)
 	}
 

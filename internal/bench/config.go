@@ -18,6 +18,9 @@ const (
 	// RateDefault is the steady rate of the latency benchmarks, in messages
 	// per second.
 	RateDefault = 500
+	// LongTxDefault is how long the latency benchmark holds its write
+	// transaction open: issue 11's 6 s.
+	LongTxDefault = 6 * time.Second
 	// OutDirDefault is where results are written.
 	OutDirDefault = "bench-results"
 	// DatabaseURLDefault is the server on which bench databases are created.
@@ -47,6 +50,9 @@ type Config struct {
 	// Rate is the steady rate of the latency runs, in messages per second.
 	// Defaults to RateDefault (500).
 	Rate int
+	// LongTx is how long the latency benchmark's long-transaction runs hold
+	// a write transaction open. Defaults to LongTxDefault (6 s).
+	LongTx time.Duration
 	// OutDir receives the Markdown, CSV and SVG results. Defaults to
 	// OutDirDefault ("bench-results").
 	OutDir string
@@ -65,6 +71,7 @@ func (c Config) WithDefaults() Config {
 	c.DatabaseURL = cmp.Or(c.DatabaseURL, DatabaseURLDefault)
 	c.Duration = cmp.Or(c.Duration, DurationDefault)
 	c.Rate = cmp.Or(c.Rate, RateDefault)
+	c.LongTx = cmp.Or(c.LongTx, LongTxDefault)
 	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -93,6 +100,9 @@ func (c Config) validate() error {
 	}
 	if c.Rate <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: Rate must be positive, got %d", c.Rate))
+	}
+	if c.LongTx <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: LongTx must be positive, got %s", c.LongTx))
 	}
 	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxd/outboxd/internal/broker"
@@ -26,6 +27,8 @@ const poolMaxConns = 24
 type env struct {
 	cfg  Config
 	pool *pgxpool.Pool
+	// database is the run's database.
+	database string
 	// dsn names the run's database, for what connects on its own (the
 	// watermill-sql publisher, the forwarder).
 	dsn     string
@@ -43,6 +46,7 @@ func newEnv(ctx context.Context, cfg Config) (e *env, err error) {
 		}
 	}()
 	name := "outboxd_bench_" + randomHex(6)
+	e.database = name
 	adminCfg, err := pgx.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: not a valid PostgreSQL connection string")
@@ -132,7 +136,9 @@ func (e *env) brokerConfig() broker.Config {
 	return broker.Config{Kind: broker.KindNATS, URL: e.natsURL, Logger: e.cfg.Logger}
 }
 
-// dropDatabase drops the run's database, closing connections left over.
+// dropDatabase drops the run's database, closing connections left over,
+// and its replication slots first: PostgreSQL refuses to drop a database
+// that has one, and a slot left behind would pin WAL on the whole server.
 func dropDatabase(adminCfg *pgx.ConnConfig, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -141,7 +147,41 @@ func dropDatabase(adminCfg *pgx.ConnConfig, name string) {
 		return
 	}
 	defer admin.Close(ctx)
+	_ = dropSlots(ctx, admin, name)
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// querier is what dropSlots needs of a connection or a pool.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// dropSlots drops every replication slot of database, ending the
+// walsenders that still stream them.
+func dropSlots(ctx context.Context, db querier, database string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = $1`, database).Scan(&left)
+		if err == nil && left == 0 {
+			return nil
+		}
+		if err == nil {
+			_, err = db.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, database)
+		}
+		if err == nil {
+			// A walsender just ended may hold its slot a moment more:
+			// the next round drops it.
+			_, err = db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, database)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("drop the replication slots of %s: %d left after 10 s (%v)", database, left, err)
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 func randomHex(n int) string {

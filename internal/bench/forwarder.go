@@ -15,6 +15,7 @@ import (
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/relay"
 )
 
 // forwarderTopic is the watermill-sql topic (table) the forwarder reads.
@@ -193,11 +194,11 @@ func runForwarder(ctx context.Context, e *env) ([]Table, error) {
 	fwRate := float64(n) / fwTook.Seconds()
 
 	// Latency at a steady rate.
-	ourLat, err := e.measureLatency(ctx, e.ourPipeline())
+	ourLat, err := e.measureLatency(ctx, e.relayPipeline(relay.CapturePoll), e.steadyPlan())
 	if err != nil {
 		return nil, err
 	}
-	fwLat, err := e.measureLatency(ctx, fw)
+	fwLat, err := e.measureLatency(ctx, fw, e.steadyPlan())
 	if err != nil {
 		return nil, err
 	}

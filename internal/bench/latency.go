@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,11 +15,27 @@ import (
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/outbox"
+	"github.com/outboxd/outboxd/relay"
 )
 
 // latencyTargetMS is issue 7's target for the relay's commit → publish p99
 // at 500 msg/s.
 const latencyTargetMS = 20
+
+// Issue 11's targets for the relay in wal: commit → publish p99 at 500
+// msg/s, and the same with a 6-s write transaction open.
+const (
+	walLatencyTargetMS = 5
+	longTxTargetMS     = 20
+)
+
+// longTxMargin is how long the load of a long-transaction run goes on
+// before the transaction opens and after it ends.
+const longTxMargin = time.Second
+
+// captureModes are the relay's two sources, in the order the benchmarks
+// run them.
+var captureModes = []relay.Capture{relay.CapturePoll, relay.CaptureWAL}
 
 // pipeline is one way of getting a committed event to the broker: outboxd's
 // relay or Watermill's forwarder.
@@ -30,14 +47,17 @@ type pipeline struct {
 	start func(ctx context.Context, pub message.Publisher) (stop func(), err error)
 }
 
-// ourPipeline is outbox.Enqueue and the relay, woken by NOTIFY and polling
-// at the relay's default interval.
-func (e *env) ourPipeline() pipeline {
+// relayPipeline is the relay capturing by capture, at its default poll
+// interval, fed as each mode is meant to be: outbox.EnqueueTx, whose NOTIFY
+// wakes a polling relay, or outbox.Writer{WithoutNotify: true}, which
+// spares the writers NOTIFY's commit lock where the relay streams the WAL.
+func (e *env) relayPipeline(capture relay.Capture) pipeline {
+	w := outbox.Writer{WithoutNotify: capture == relay.CaptureWAL}
 	return pipeline{
-		name:    "outboxd relay",
-		enqueue: func(ctx context.Context, tx pgx.Tx, m outbox.Message) error { return outbox.EnqueueTx(ctx, tx, m) },
+		name:    "outboxd relay (" + string(capture) + ")",
+		enqueue: func(ctx context.Context, tx pgx.Tx, m outbox.Message) error { return w.EnqueueTx(ctx, tx, m) },
 		start: func(ctx context.Context, pub message.Publisher) (func(), error) {
-			r, err := e.startRelay(ctx, pub, 0)
+			r, err := e.startRelay(ctx, pub, 0, capture)
 			if err != nil {
 				return nil, err
 			}
@@ -46,19 +66,44 @@ func (e *env) ourPipeline() pipeline {
 	}
 }
 
+// latencyPlan is how long a latency run's steady load lasts and the write
+// transaction it holds open meanwhile, if any.
+type latencyPlan struct {
+	load time.Duration
+	// longTx, when positive, is how long a write transaction stays open,
+	// from longTxAfter into the load.
+	longTx, longTxAfter time.Duration
+}
+
+// steadyPlan is a run of e.cfg.Duration without a long transaction.
+func (e *env) steadyPlan() latencyPlan { return latencyPlan{load: e.cfg.Duration} }
+
+// longTxPlan holds a write transaction open for e.cfg.LongTx, with
+// longTxMargin of load before and after it.
+func (e *env) longTxPlan() latencyPlan {
+	return latencyPlan{load: e.cfg.LongTx + 2*longTxMargin, longTx: e.cfg.LongTx, longTxAfter: longTxMargin}
+}
+
 // latencyResult holds the latencies of one pipeline at a steady rate.
 type latencyResult struct {
 	publish, handler latencies
 	// horizonP99 and horizonMax are the age of the cluster's oldest open
 	// transaction during the run, in ms.
 	horizonP99, horizonMax float64
+	// timeline is every message's commit → publish by commit time.
+	timeline []latencySample
+	// During a long-transaction run: when the transaction was open, since
+	// the load began, and the commit → publish of the messages committed
+	// meanwhile.
+	open, close time.Duration
+	during      latencies
 }
 
-// measureLatency signs users up at e.cfg.Rate for e.cfg.Duration through p,
-// and measures commit → publish (the publisher's Publish returned: the
-// broker acknowledged) and commit → handler (a subscriber of the topic got
-// the message).
-func (e *env) measureLatency(ctx context.Context, p pipeline) (latencyResult, error) {
+// measureLatency signs users up at e.cfg.Rate through p for plan.load,
+// holding plan's long transaction open meanwhile, and measures commit →
+// publish (the publisher's Publish returned: the broker acknowledged) and
+// commit → handler (a subscriber of the topic got the message).
+func (e *env) measureLatency(ctx context.Context, p pipeline, plan latencyPlan) (latencyResult, error) {
 	if err := e.resetTables(ctx); err != nil {
 		return latencyResult{}, err
 	}
@@ -117,12 +162,30 @@ func (e *env) measureLatency(ctx context.Context, p pipeline) (latencyResult, er
 	}
 	defer stopPipeline()
 
-	total := int(e.cfg.Duration.Seconds() * float64(e.cfg.Rate))
+	total := int(plan.load.Seconds() * float64(e.cfg.Rate))
 	horizon := e.sampleHorizon(ctx)
 	defer horizon.stop()
 	var sent atomic.Int64
-	stopProgress := progress(e.cfg.Progress, fmt.Sprintf("latency %s at %d msg/s", p.name, e.cfg.Rate), int64(total), &sent)
-	err = e.steadyLoad(ctx, total, func(ctx context.Context, w, i int) error {
+	label := fmt.Sprintf("latency %s at %d msg/s", p.name, e.cfg.Rate)
+	if plan.longTx > 0 {
+		label += fmt.Sprintf(", a write transaction open for %s", plan.longTx)
+	}
+	stopProgress := progress(e.cfg.Progress, label, int64(total), &sent)
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	start := time.Now()
+	var (
+		open, closed time.Time
+		txErr        error
+		txDone       = make(chan struct{})
+	)
+	go func() {
+		defer close(txDone)
+		if plan.longTx > 0 {
+			open, closed, txErr = e.holdWriteTx(loadCtx, plan.longTxAfter, plan.longTx)
+		}
+	}()
+	err = e.steadyLoad(loadCtx, total, func(ctx context.Context, w, i int) error {
 		id, email := newUser(w, i)
 		m := userCreated(id, email, time.Now().UTC())
 		m.ID = uuid.New()
@@ -143,9 +206,13 @@ func (e *env) measureLatency(ctx context.Context, p pipeline) (latencyResult, er
 		sent.Add(1)
 		return nil
 	})
-	stopProgress()
 	if err != nil {
-		return latencyResult{}, fmt.Errorf("latency %s: %w", p.name, err)
+		cancelLoad()
+	}
+	<-txDone
+	stopProgress()
+	if err = errors.Join(err, txErr); err != nil {
+		return latencyResult{}, fmt.Errorf("%s: %w", label, err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for handledCount.Load() < int64(total) {
@@ -161,16 +228,44 @@ func (e *env) measureLatency(ctx context.Context, p pipeline) (latencyResult, er
 	hp99, hmax := horizon.summary()
 	mu.Lock()
 	defer mu.Unlock()
-	var pubLat, handlerLat []time.Duration
+	res := latencyResult{horizonP99: hp99, horizonMax: hmax, open: open.Sub(start), close: closed.Sub(start)}
+	var pubLat, handlerLat, during []time.Duration
 	for id, t0 := range committed {
 		if t, ok := published[id]; ok {
-			pubLat = append(pubLat, max(t.Sub(t0), 0))
+			lat := max(t.Sub(t0), 0)
+			pubLat = append(pubLat, lat)
+			res.timeline = append(res.timeline, latencySample{at: t0.Sub(start), lat: lat})
+			if plan.longTx > 0 && !t0.Before(open) && !t0.After(closed) {
+				during = append(during, lat)
+			}
 		}
 		if t, ok := handled[id]; ok {
 			handlerLat = append(handlerLat, max(t.Sub(t0), 0))
 		}
 	}
-	return latencyResult{publish: summarize(pubLat), handler: summarize(handlerLat), horizonP99: hp99, horizonMax: hmax}, nil
+	res.publish, res.handler, res.during = summarize(pubLat), summarize(handlerLat), summarize(during)
+	return res, nil
+}
+
+// holdWriteTx waits after, then holds a write transaction open (BEGIN;
+// SELECT pg_current_xact_id(): it has an xid, as any writer's) in the run's
+// database for hold, and returns when it had its xid and when it ended.
+func (e *env) holdWriteTx(ctx context.Context, after, hold time.Duration) (open, closed time.Time, err error) {
+	if !sleepCtx(ctx, after) {
+		return open, closed, ctx.Err()
+	}
+	err = txOp(ctx, e.pool, func(tx pgx.Tx) error {
+		var xid string
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+			return fmt.Errorf("long transaction: %w", err)
+		}
+		open = time.Now()
+		if !sleepCtx(ctx, hold) {
+			return ctx.Err()
+		}
+		return nil
+	})
+	return open, time.Now(), err
 }
 
 // steadyLoad calls op total times at e.cfg.Rate, spread over a few
@@ -232,38 +327,74 @@ func (e *env) purgeIfExists(ctx context.Context) error {
 }
 
 // runLatency measures the relay's commit → publish and commit → handler
-// latency at a steady rate.
+// latency at a steady rate in poll and in wal, then each again with a long
+// write transaction open, and charts the latency over time of the latter.
 func runLatency(ctx context.Context, e *env) ([]Table, error) {
-	res, err := e.measureLatency(ctx, e.ourPipeline())
-	if err != nil {
-		return nil, err
+	steady := map[relay.Capture]latencyResult{}
+	long := map[relay.Capture]latencyResult{}
+	for _, plan := range []struct {
+		latencyPlan
+		out map[relay.Capture]latencyResult
+	}{{e.steadyPlan(), steady}, {e.longTxPlan(), long}} {
+		for _, mode := range captureModes {
+			res, err := e.measureLatency(ctx, e.relayPipeline(mode), plan.latencyPlan)
+			if err != nil {
+				return nil, err
+			}
+			plan.out[mode] = res
+		}
 	}
+	poll, wal := steady[relay.CapturePoll], steady[relay.CaptureWAL]
+	longPoll, longWAL := long[relay.CapturePoll], long[relay.CaptureWAL]
+	ms := func(figure string, ours, poll float64) Row {
+		return Row{Figure: figure, Unit: "ms", Ours: ours, Baseline: poll, LowerIsBetter: true}
+	}
+	p99 := ms("commit → publish p99", wal.publish.p99, poll.publish.p99)
+	p99.Goal = goal(wal.publish.p99 <= poll.publish.p99 && wal.publish.p99 <= walLatencyTargetMS, "≤ poll, ≤ %d ms", walLatencyTargetMS)
+	openP99 := ms(fmt.Sprintf("commit → publish p99, committed while a %s write transaction was open", e.cfg.LongTx), longWAL.during.p99, longPoll.during.p99)
+	openP99.Goal = goal(longWAL.during.p99 <= longTxTargetMS, "≤ %d ms", longTxTargetMS)
 	t := Table{
-		Name:     "latency",
-		Title:    fmt.Sprintf("latency: commit → publish and commit → handler at %d msg/s for %s (NATS JetStream)", e.cfg.Rate, e.cfg.Duration),
-		Baseline: "target",
+		Name: "latency",
+		Title: fmt.Sprintf("latency: commit → publish and commit → handler at %d msg/s, relay in wal vs poll (NATS JetStream); %s runs, and %s runs with a %s write transaction open",
+			e.cfg.Rate, e.cfg.Duration, e.longTxPlan().load, e.cfg.LongTx),
+		Baseline: "poll",
 		Rows: []Row{
-			{Figure: "commit → publish p50", Unit: "ms", Ours: res.publish.p50},
-			{Figure: "commit → publish p95", Unit: "ms", Ours: res.publish.p95},
-			{Figure: "commit → publish p99", Unit: "ms", Ours: res.publish.p99, Baseline: latencyTargetMS, LowerIsBetter: true},
-			{Figure: "commit → handler p50", Unit: "ms", Ours: res.handler.p50},
-			{Figure: "commit → handler p95", Unit: "ms", Ours: res.handler.p95},
-			{Figure: "commit → handler p99", Unit: "ms", Ours: res.handler.p99},
-			{Figure: "oldest open transaction in the cluster, p99 of 50 ms samples", Unit: "ms", Ours: res.horizonP99},
-			{Figure: "oldest open transaction in the cluster, max", Unit: "ms", Ours: res.horizonMax},
+			ms("commit → publish p50", wal.publish.p50, poll.publish.p50),
+			ms("commit → publish p95", wal.publish.p95, poll.publish.p95),
+			p99,
+			ms("commit → handler p50", wal.handler.p50, poll.handler.p50),
+			ms("commit → handler p95", wal.handler.p95, poll.handler.p95),
+			ms("commit → handler p99", wal.handler.p99, poll.handler.p99),
+			ms("oldest open transaction in the cluster, max of 50 ms samples", wal.horizonMax, poll.horizonMax),
+			ms(fmt.Sprintf("commit → publish p50, committed while a %s write transaction was open", e.cfg.LongTx), longWAL.during.p50, longPoll.during.p50),
+			openP99,
+			ms("commit → publish p99, the whole long-transaction run", longWAL.publish.p99, longPoll.publish.p99),
+			ms("oldest open transaction in the cluster during the long-transaction run, max", longWAL.horizonMax, longPoll.horizonMax),
 		},
 		Notes: []string{
-			"each message is one signup-shaped transaction (user insert + outbox.Enqueue); the clock starts when COMMIT returns",
+			"ours = the relay in wal (RELAY_CAPTURE=wal), its writers on outbox.Writer{WithoutNotify: true}; poll = the relay in poll, its writers on outbox.EnqueueTx (NOTIFY); one relay at a time, in the same run and database",
+			"each message is one signup-shaped transaction (user insert + outbox row); the clock starts when COMMIT returns",
 			"publish = the broker acknowledged the relay's Publish; handler = a JetStream durable consumer received it",
-			"the relay is woken by LISTEN/NOTIFY; its 1 s poll only covers lost notifications",
-			fmt.Sprintf("the target column is issue 7's p99 ≤ %d ms; ratio ≥ 1 means met", latencyTargetMS),
-			"a row is published only once every transaction older than it has ended, in any database of the server: the oldest open transaction bounds how late a row can become eligible",
+			"poll is woken by LISTEN/NOTIFY, its 1 s poll only covers lost notifications; wal is started and streaming (slot active, relay_slot.drained_at set) before the load begins, and its slot dropped after each run",
+			fmt.Sprintf("long transaction: BEGIN; SELECT pg_current_xact_id(); held %s in the bench database from %s into the load, then committed; \"while open\" counts the messages committed meanwhile", e.cfg.LongTx, longTxMargin),
+			fmt.Sprintf("targets (issue 11): wal p99 ≤ poll's of the same run and ≤ %d ms; with the long transaction open ≤ %d ms", walLatencyTargetMS, longTxTargetMS),
+			"a polled row is published only once every transaction older than it has ended, in any database of the server: the oldest open transaction bounds how late a row can become eligible; the WAL carries commits in commit order and waits for none",
+			"latency-long-tx.svg draws the latency over time of both long-transaction runs",
 		},
 	}
-	if err := writeLatencyChart(e.cfg.OutDir, "latency.svg", fmt.Sprintf("outboxd latency at %d msg/s", e.cfg.Rate), latencyTargetMS, []series{
-		{"relay: commit → publish", res.publish},
-		{"relay: commit → handler", res.handler},
+	if err := writeLatencyChart(e.cfg.OutDir, "latency.svg", fmt.Sprintf("outboxd latency at %d msg/s, relay in poll and in wal", e.cfg.Rate), walLatencyTargetMS, []series{
+		{"poll: commit → publish", poll.publish},
+		{"poll: commit → handler", poll.handler},
+		{"wal: commit → publish", wal.publish},
+		{"wal: commit → handler", wal.handler},
 	}); err != nil {
+		return nil, err
+	}
+	if err := writeTimelineChart(e.cfg.OutDir, "latency-long-tx.svg",
+		fmt.Sprintf("commit → publish at %d msg/s while a %s write transaction is open", e.cfg.Rate, e.cfg.LongTx), longTxTargetMS, []timeline{
+			{"relay in poll", longPoll.timeline, longPoll.open, longPoll.close},
+			{"relay in wal", longWAL.timeline, longWAL.open, longWAL.close},
+		}); err != nil {
 		return nil, err
 	}
 	return []Table{t}, nil

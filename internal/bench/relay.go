@@ -137,7 +137,7 @@ func (e *env) relayDrain(ctx context.Context, label string, pub *countingPublish
 	pub.n.Store(0)
 	stop := progress(e.cfg.Progress, label, int64(n), &pub.n)
 	start := time.Now()
-	r, err := e.startRelay(ctx, pub, drainPollInterval)
+	r, err := e.startRelay(ctx, pub, drainPollInterval, relay.CapturePoll)
 	if err != nil {
 		stop()
 		return 0, err

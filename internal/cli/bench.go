@@ -14,7 +14,7 @@ type BenchCmd struct {
 	Signup    BenchRun `cmd:"" help:"HTTP signups/s and p50/p99 at 1/16/64 clients (argon2 as configured and minimal) vs the same transaction as raw SQL."`
 	Enqueue   BenchRun `cmd:"" help:"The outbox row added to a signup transaction (EnqueueBatch with NOTIFY, Writer{WithoutNotify} and pg_logical_emit_message in one batch, Enqueue in BEGIN…COMMIT) vs the user insert alone: the overhead."`
 	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog: no-op publisher vs raw claim-and-delete SQL; NATS JetStream vs raw nats.go publish loops."`
-	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate."`
+	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate, relay in wal vs poll, and again with a write transaction held open (--long-tx)."`
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
 }
 
@@ -24,6 +24,7 @@ type BenchRun struct {
 	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
 	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain; 0 is 200000."`
 	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
+	LongTx      time.Duration `name:"long-tx" default:"6s" help:"How long the latency benchmark holds a write transaction open in its long-transaction runs."`
 	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
 	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`
 	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
@@ -41,6 +42,7 @@ func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) erro
 		Concurrency: c.Concurrency,
 		Messages:    c.Messages,
 		Rate:        c.Rate,
+		LongTx:      c.LongTx,
 		OutDir:      c.Out,
 		Out:         g.stdout,
 		Progress:    g.stderr,
