@@ -53,6 +53,10 @@ var wantFigures = map[string][]struct {
 		{"commit → publish p99, committed while a 500ms write transaction was open", true},
 		{"oldest open transaction in the cluster during the long-transaction run", false},
 	},
+	"capture": {
+		{"sustained capture, first commit → last row out: relay in wal, no-op publisher vs raw pglogrepl receive loop", true},
+		{"writers' commit rate meanwhile", false},
+	},
 }
 
 // TestRunEachBenchmark runs every benchmark small against the real
@@ -139,9 +143,9 @@ func TestCommandLineRunsBenchmark(t *testing.T) {
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
-		Duration: -time.Second, Rate: -1, LongTx: -time.Second,
+		Duration: -time.Second, Rate: -1, LongTx: -time.Second, TxRows: -1,
 	})
-	for _, field := range []string{"Duration", "Rate", "LongTx"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx", "TxRows"} {
 		require.ErrorContains(t, err, field)
 	}
 

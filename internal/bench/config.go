@@ -21,6 +21,9 @@ const (
 	// LongTxDefault is how long the latency benchmark holds its write
 	// transaction open: issue 11's 6 s.
 	LongTxDefault = 6 * time.Second
+	// TxRowsDefault is how many rows each writer transaction of the capture
+	// benchmark inserts.
+	TxRowsDefault = 10
 	// OutDirDefault is where results are written.
 	OutDirDefault = "bench-results"
 	// DatabaseURLDefault is the server on which bench databases are created.
@@ -42,10 +45,12 @@ type Config struct {
 	Duration time.Duration
 	// Concurrency overrides each benchmark's parallelism: HTTP clients of
 	// signup (instead of 1, 16 and 64), transactions in flight of enqueue
-	// and latency, lanes of the relay. Defaults to 0, each benchmark's own.
+	// and latency, writers of capture, lanes of the relay. Defaults to 0,
+	// each benchmark's own.
 	Concurrency int
-	// Messages is the backlog the relay and forwarder benchmarks drain.
-	// Defaults to MessagesDefault (200,000).
+	// Messages is the backlog the relay and forwarder benchmarks drain, and
+	// the rows the capture benchmark writes. Defaults to MessagesDefault
+	// (200,000).
 	Messages int
 	// Rate is the steady rate of the latency runs, in messages per second.
 	// Defaults to RateDefault (500).
@@ -53,6 +58,9 @@ type Config struct {
 	// LongTx is how long the latency benchmark's long-transaction runs hold
 	// a write transaction open. Defaults to LongTxDefault (6 s).
 	LongTx time.Duration
+	// TxRows is the number of rows in each writer transaction of the
+	// capture benchmark. Defaults to TxRowsDefault (10).
+	TxRows int
 	// OutDir receives the Markdown, CSV and SVG results. Defaults to
 	// OutDirDefault ("bench-results").
 	OutDir string
@@ -72,6 +80,7 @@ func (c Config) WithDefaults() Config {
 	c.Duration = cmp.Or(c.Duration, DurationDefault)
 	c.Rate = cmp.Or(c.Rate, RateDefault)
 	c.LongTx = cmp.Or(c.LongTx, LongTxDefault)
+	c.TxRows = cmp.Or(c.TxRows, TxRowsDefault)
 	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -103,6 +112,9 @@ func (c Config) validate() error {
 	}
 	if c.LongTx <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: LongTx must be positive, got %s", c.LongTx))
+	}
+	if c.TxRows <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: TxRows must be positive, got %d", c.TxRows))
 	}
 	return errors.Join(errs...)
 }

@@ -184,6 +184,22 @@ func dropSlots(ctx context.Context, db querier, database string) error {
 	}
 }
 
+// replicationConn opens a logical replication connection to the run's
+// database.
+func (e *env) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg := e.pool.Config().ConnConfig.Config.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["application_name"] = "outboxd bench raw pglogrepl"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for replication: %w", err)
+	}
+	return conn, nil
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

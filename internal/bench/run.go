@@ -17,6 +17,7 @@ var benchmarks = map[string]func(context.Context, *env) ([]Table, error){
 	"relay":     runRelay,
 	"latency":   runLatency,
 	"forwarder": runForwarder,
+	"capture":   runCapture,
 }
 
 // Names lists the benchmarks Run knows, sorted.

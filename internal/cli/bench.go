@@ -16,15 +16,17 @@ type BenchCmd struct {
 	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog: no-op publisher vs raw claim-and-delete SQL; NATS JetStream vs raw nats.go publish loops."`
 	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate, relay in wal vs poll, and again with a write transaction held open (--long-tx)."`
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
+	Capture   BenchRun `cmd:"" help:"Sustained capture of --messages rows written at full speed: relay in wal with a no-op publisher vs a raw pglogrepl receive loop on a slot of its own."`
 }
 
 // BenchRun runs one benchmark; its name is the subcommand's.
 type BenchRun struct {
 	Duration    time.Duration `name:"duration" default:"5s" help:"Length of each measured point and of a latency run."`
-	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
-	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain; 0 is 200000."`
+	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight, writers or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
+	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain, rows the capture benchmark writes; 0 is 200000."`
 	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
 	LongTx      time.Duration `name:"long-tx" default:"6s" help:"How long the latency benchmark holds a write transaction open in its long-transaction runs."`
+	TxRows      int           `name:"tx-rows" default:"10" help:"Rows in each writer transaction of the capture benchmark."`
 	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
 	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`
 	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
@@ -43,6 +45,7 @@ func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) erro
 		Messages:    c.Messages,
 		Rate:        c.Rate,
 		LongTx:      c.LongTx,
+		TxRows:      c.TxRows,
 		OutDir:      c.Out,
 		Out:         g.stdout,
 		Progress:    g.stderr,
