@@ -1,0 +1,20 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outboxd/outboxd/relay"
+)
+
+// NewPublisherWrapping is NewPublisher with the Kafka producer and the
+// PostgreSQL transactions wrapped by the given decorators (nil leaves one
+// as it is), for tests that make one message fail where the broker cannot
+// be made to.
+func NewPublisherWrapping(ctx context.Context, cfg Config,
+	kafka func(sarama.SyncProducer) sarama.SyncProducer, postgres func(pgx.Tx) pgx.Tx,
+) (relay.BatchPublisher, error) {
+	return newPublisher(ctx, cfg, clientHooks{kafkaProducer: kafka, postgresTx: postgres})
+}
