@@ -1,0 +1,144 @@
+package broker_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/broker"
+)
+
+// universalFeatures are what each transport, as this package sets it up,
+// guarantees in the terms of Watermill's universal suite. None delivers
+// exactly once (a message acked just before Close may come again), and
+// every one keeps messages across instances. Reconnects are tested by
+// TestNATSOutageIsNotPermanent, not here: the suite would need to restart
+// the shared brokers (RestartServiceCommand stays nil).
+func universalFeatures(kind broker.Kind) tests.Features {
+	f := tests.Features{
+		ConsumerGroups: true,
+		Persistent:     true,
+		// The stress-sized variants (5,000 messages, 50 subscribers, 100
+		// nacks per subscriber) would take minutes on two shared cores.
+		ForceShort: true,
+		// A new subscriber joins the suite's one group and resumes after
+		// what the group acked, rather than reading the topic again.
+		NewSubscriberReceivesOldMessages: false,
+	}
+	switch kind {
+	case broker.KindNATS, broker.KindAMQP, broker.KindRedis:
+		// One member of a group gets messages in publish order; with
+		// several, each takes what the broker hands it next (doc.go,
+		// Order).
+		f.GuaranteedOrder = true
+		f.GuaranteedOrderWithSingleSubscriber = true
+	case broker.KindPostgres:
+		// A group reads under a row lock, one member at a time.
+		f.GuaranteedOrder = true
+	case broker.KindKafka:
+		// The suite's messages have no key, so sarama spreads them over
+		// the partitions and only each partition keeps its order; a key's
+		// order is TestConformance's EveryGroupGetsEveryMessageIntactInKeyOrder.
+		f.GuaranteedOrder = false
+	}
+	return f
+}
+
+// TestUniversal runs Watermill's universal pub/sub suite
+// (watermill/pubsub/tests) against the publisher and subscribers of
+// NewPublisher and NewSubscriber, on every transport: one broker per
+// transport, a topic per test, and group "universal" where the suite asks
+// for none.
+func TestUniversal(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(string(tr.kind), func(t *testing.T) {
+			t.Parallel()
+			cfg := tr.config(t)
+			// Unacked messages of a closed member come back to the group
+			// sooner on the brokers that redeliver on a timer.
+			cfg.AckTimeout = 5 * time.Second
+			names := &usedNames{topics: make(map[string]map[string]bool)}
+			t.Cleanup(func() { names.drop(t, cfg) })
+			pubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+				ctx := context.Background()
+				pub, err := broker.NewPublisher(ctx, cfg)
+				require.NoError(t, err)
+				sub, err := broker.NewSubscriber(ctx, cfg, group)
+				require.NoError(t, err)
+				// The suite's TestPublishSubscribeInOrder closes its
+				// subscribers before it creates them (a defer's argument,
+				// evaluated at once): close whatever it leaves open.
+				t.Cleanup(func() {
+					_ = sub.Close()
+					_ = pub.Close()
+				})
+				return trackedPublisher{pub, names}, trackedSubscriber{sub, names, group}
+			}
+			tests.TestPubSub(t, universalFeatures(tr.kind),
+				func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, "universal") },
+				pubSub)
+		})
+	}
+}
+
+// usedNames remembers the topics and groups the suite used, to remove
+// them from the shared brokers afterwards.
+type usedNames struct {
+	mu     sync.Mutex
+	topics map[string]map[string]bool // topic → groups
+}
+
+func (n *usedNames) add(topic, group string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.topics[topic] == nil {
+		n.topics[topic] = make(map[string]bool)
+	}
+	if group != "" {
+		n.topics[topic][group] = true
+	}
+}
+
+func (n *usedNames) drop(t testing.TB, cfg broker.Config) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for topic, groups := range n.topics {
+		var gs []string
+		for g := range groups {
+			gs = append(gs, g)
+		}
+		dropTopic(t, cfg, topic, gs)
+	}
+}
+
+type trackedPublisher struct {
+	message.Publisher
+	names *usedNames
+}
+
+func (p trackedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.names.add(topic, "")
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+type trackedSubscriber struct {
+	message.Subscriber
+	names *usedNames
+	group string
+}
+
+func (s trackedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.names.add(topic, s.group)
+	return s.Subscriber.Subscribe(ctx, topic)
+}
+
+func (s trackedSubscriber) SubscribeInitialize(topic string) error {
+	s.names.add(topic, s.group)
+	return s.Subscriber.(message.SubscribeInitializer).SubscribeInitialize(topic)
+}
