@@ -30,7 +30,9 @@ func tinyConfig(t *testing.T) bench.Config {
 		Messages:    600,
 		Rate:        100,
 		LongTx:      500 * time.Millisecond,
-		OutDir:      t.TempDir(),
+		// Short windows: the idle figures are then noise, but they come out.
+		IdleDuration: time.Second,
+		OutDir:       t.TempDir(),
 	}
 }
 
@@ -57,6 +59,18 @@ var wantFigures = map[string][]struct {
 		{"sustained capture, first commit → last row out: relay in wal, no-op publisher vs raw pglogrepl receive loop", true},
 		{"writers' commit rate meanwhile", false},
 	},
+	"idle": {
+		{"relay in wal: transactions/s it causes on an empty outbox, net of the baseline", true},
+		{"relay in poll: transactions/s it causes on an empty outbox, net of the baseline", false},
+		{"no relay: transactions/s of the bench database (the baseline)", false},
+	},
+}
+
+// isDifference tells a figure that is the difference of two measurements,
+// which may be zero or negative in a noisy tiny run: an overhead, a net
+// cost.
+func isDifference(r bench.Row) bool {
+	return r.Unit == "%" || strings.Contains(r.Figure, "net of the baseline")
 }
 
 // TestRunEachBenchmark runs every benchmark small against the real
@@ -83,12 +97,13 @@ func TestRunEachBenchmark(t *testing.T) {
 			require.Equal(t, name, tb.Name)
 			require.NotEmpty(t, tb.Rows)
 			for _, r := range tb.Rows {
-				// Overheads may be negative in a noisy tiny run; rates
-				// and latencies are measured, so never zero.
-				if r.Unit != "%" {
+				// Overheads and net costs may be negative in a noisy
+				// tiny run; rates and latencies are measured, so never
+				// zero.
+				if !isDifference(r) {
 					require.Positive(t, r.Ours, "%s: %s", name, r.Figure)
 				}
-				if r.Baseline > 0 {
+				if r.Baseline > 0 && !isDifference(r) {
 					require.Positive(t, r.Ratio(), "%s: %s", name, r.Figure)
 				}
 			}
@@ -96,6 +111,13 @@ func TestRunEachBenchmark(t *testing.T) {
 				i := slices.IndexFunc(tb.Rows, func(r bench.Row) bool { return strings.Contains(r.Figure, want.figure) })
 				require.NotEqual(t, -1, i, "%s has a row %q", name, want.figure)
 				require.Equal(t, want.goal, tb.Rows[i].Goal != nil, "%s: %q has a target", name, want.figure)
+			}
+			if name == "idle" {
+				// The relay in poll makes a transaction a second at the
+				// least, whatever the noise of the baseline.
+				gross := tb.Rows[1].Ours + tb.Rows[2].Ours
+				require.Positive(t, gross, "idle: transactions/s with the relay in poll")
+				require.GreaterOrEqual(t, tb.Rows[2].Ours, 0.0, "idle: baseline")
 			}
 			require.Contains(t, out.String(), tb.Title)
 
@@ -143,9 +165,9 @@ func TestCommandLineRunsBenchmark(t *testing.T) {
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
-		Duration: -time.Second, Rate: -1, LongTx: -time.Second, TxRows: -1,
+		Duration: -time.Second, Rate: -1, LongTx: -time.Second, IdleDuration: -time.Second, TxRows: -1,
 	})
-	for _, field := range []string{"Duration", "Rate", "LongTx", "TxRows"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows"} {
 		require.ErrorContains(t, err, field)
 	}
 

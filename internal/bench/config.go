@@ -21,6 +21,9 @@ const (
 	// LongTxDefault is how long the latency benchmark holds its write
 	// transaction open: issue 11's 6 s.
 	LongTxDefault = 6 * time.Second
+	// IdleDurationDefault is how long the idle benchmark counts
+	// transactions, for each relay mode and for the baseline.
+	IdleDurationDefault = 30 * time.Second
 	// TxRowsDefault is how many rows each writer transaction of the capture
 	// benchmark inserts.
 	TxRowsDefault = 10
@@ -58,6 +61,10 @@ type Config struct {
 	// LongTx is how long the latency benchmark's long-transaction runs hold
 	// a write transaction open. Defaults to LongTxDefault (6 s).
 	LongTx time.Duration
+	// IdleDuration is how long the idle benchmark counts the transactions
+	// of the bench database, for each relay mode and for the baseline
+	// without a relay. Defaults to IdleDurationDefault (30 s).
+	IdleDuration time.Duration
 	// TxRows is the number of rows in each writer transaction of the
 	// capture benchmark. Defaults to TxRowsDefault (10).
 	TxRows int
@@ -80,6 +87,7 @@ func (c Config) WithDefaults() Config {
 	c.Duration = cmp.Or(c.Duration, DurationDefault)
 	c.Rate = cmp.Or(c.Rate, RateDefault)
 	c.LongTx = cmp.Or(c.LongTx, LongTxDefault)
+	c.IdleDuration = cmp.Or(c.IdleDuration, IdleDurationDefault)
 	c.TxRows = cmp.Or(c.TxRows, TxRowsDefault)
 	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
 	if c.Out == nil {
@@ -112,6 +120,9 @@ func (c Config) validate() error {
 	}
 	if c.LongTx <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: LongTx must be positive, got %s", c.LongTx))
+	}
+	if c.IdleDuration <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: IdleDuration must be positive, got %s", c.IdleDuration))
 	}
 	if c.TxRows <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: TxRows must be positive, got %d", c.TxRows))

@@ -18,6 +18,7 @@ var benchmarks = map[string]func(context.Context, *env) ([]Table, error){
 	"latency":   runLatency,
 	"forwarder": runForwarder,
 	"capture":   runCapture,
+	"idle":      runIdle,
 }
 
 // Names lists the benchmarks Run knows, sorted.

@@ -17,6 +17,7 @@ type BenchCmd struct {
 	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate, relay in wal vs poll, and again with a write transaction held open (--long-tx)."`
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
 	Capture   BenchRun `cmd:"" help:"Sustained capture of --messages rows written at full speed: relay in wal with a no-op publisher vs a raw pglogrepl receive loop on a slot of its own."`
+	Idle      BenchRun `cmd:"" help:"Transactions/s the relay causes on an empty outbox in wal and in poll, net of a window without a relay (--idle-duration each)."`
 }
 
 // BenchRun runs one benchmark; its name is the subcommand's.
@@ -26,6 +27,7 @@ type BenchRun struct {
 	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain, rows the capture benchmark writes; 0 is 200000."`
 	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
 	LongTx      time.Duration `name:"long-tx" default:"6s" help:"How long the latency benchmark holds a write transaction open in its long-transaction runs."`
+	IdleFor     time.Duration `name:"idle-duration" default:"30s" help:"How long the idle benchmark counts transactions, for each relay mode and for the baseline."`
 	TxRows      int           `name:"tx-rows" default:"10" help:"Rows in each writer transaction of the capture benchmark."`
 	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
 	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`
@@ -38,17 +40,18 @@ func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) erro
 	// "bench relay" runs the relay benchmark.
 	name := kctx.Selected().Name
 	_, err := bench.Run(ctx, name, bench.Config{
-		DatabaseURL: g.DatabaseURL,
-		BrokerURL:   c.BrokerURL,
-		Duration:    c.Duration,
-		Concurrency: c.Concurrency,
-		Messages:    c.Messages,
-		Rate:        c.Rate,
-		LongTx:      c.LongTx,
-		TxRows:      c.TxRows,
-		OutDir:      c.Out,
-		Out:         g.stdout,
-		Progress:    g.stderr,
+		DatabaseURL:  g.DatabaseURL,
+		BrokerURL:    c.BrokerURL,
+		Duration:     c.Duration,
+		Concurrency:  c.Concurrency,
+		Messages:     c.Messages,
+		Rate:         c.Rate,
+		LongTx:       c.LongTx,
+		IdleDuration: c.IdleFor,
+		TxRows:       c.TxRows,
+		OutDir:       c.Out,
+		Out:          g.stdout,
+		Progress:     g.stderr,
 	})
 	return err
 }
