@@ -176,7 +176,7 @@ func (e *env) startRelay(ctx context.Context, pub message.Publisher, poll time.D
 			}
 			select {
 			case <-done:
-				return fmt.Errorf("relay stopped before it %s: %w", what, runErr)
+				return fmt.Errorf("relay stopped while waiting to %s: %w", what, runErr)
 			case <-time.After(time.Millisecond):
 			}
 			if time.Now().After(deadline) {
