@@ -40,6 +40,7 @@ type root struct {
 	API     APICmd     `cmd:"" name:"api" help:"Serve the signup HTTP API."`
 	Relay   RelayCmd   `cmd:"" help:"Publish committed outbox rows to the broker (run beside each API replica)."`
 	Worker  WorkerCmd  `cmd:"" help:"Run the subscribers: welcome email, profile, audit log."`
+	Console ConsoleCmd `cmd:"" help:"Serve the operator's console: backlog, relay, dead letters and their replay, in a browser."`
 	Dev     DevCmd     `cmd:"" help:"Run everything in one process for development (creates and migrates the database, embedded NATS)."`
 	Status  StatusCmd  `cmd:"" help:"Show the outbox backlog, dead letters and the active relay."`
 	DLQ     DLQCmd     `cmd:"" name:"dlq" help:"List, replay or purge dead letters."`

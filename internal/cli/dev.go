@@ -32,6 +32,7 @@ type DevCmd struct {
 	APIFlags
 	RelayFlags
 	WorkerFlags
+	ConsoleFlags
 }
 
 // Run runs every role until ctx ends (Ctrl-C, SIGTERM).
@@ -95,6 +96,15 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("admin listen on %s: %w", c.AdminAddr, err)
 	}
 	ready := func(ctx context.Context) error { return errors.Join(r.Ready(ctx), w.Ready(ctx)) }
+	con := c.ConsoleFlags
+	metricsURL := "http://" + adminLn.Addr().String() + "/metrics" // the relay's and the worker's
+	con.RelayMetrics, con.WorkerMetrics = cmp.Or(con.RelayMetrics, metricsURL), cmp.Or(con.WorkerMetrics, metricsURL)
+	serveConsole, consoleURL, err := newConsole(pool, con, logger)
+	if err != nil {
+		apiLn.Close()
+		adminLn.Close()
+		return err
+	}
 
 	base := "http://" + apiLn.Addr().String()
 	fmt.Fprintf(g.stdout, `outboxd dev is running: API %s, relay and worker metrics http://%s/metrics
@@ -107,10 +117,12 @@ then read the profile the worker made, over the broker:
 
   curl -si %s/v1/users/ID/profile
 
-Ctrl-C stops everything.
-`, base, adminLn.Addr(), base, base)
+The operator's console (backlog, relay, dead letters): %s
 
-	run := []func(context.Context) error{r.Run, w.Run,
+Ctrl-C stops everything.
+`, base, adminLn.Addr(), base, base, consoleURL)
+
+	run := []func(context.Context) error{r.Run, w.Run, serveConsole,
 		func(ctx context.Context) error { return srv.Serve(ctx, apiLn) },
 		func(ctx context.Context) error {
 			return admin.ServeListener(ctx, adminLn, admin.Handler(reg, ready), logger)

@@ -26,9 +26,9 @@ import (
 func TestDevRunsEverythingAndStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabaseURL(t)
-	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
+	httpAddr, adminAddr, consoleAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	args, err := json.Marshal([]string{"dev",
-		"--database-url", dsn, "--http-addr", httpAddr, "--admin-addr", adminAddr,
+		"--database-url", dsn, "--http-addr", httpAddr, "--admin-addr", adminAddr, "--console-addr", consoleAddr,
 		"--data-dir", t.TempDir(), "--argon2-memory-kib", "64", "--argon2-iterations", "1",
 	})
 	require.NoError(t, err)
@@ -105,6 +105,15 @@ func TestDevRunsEverythingAndStopsOnSIGTERM(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, user.ID, profile.UserID)
 	require.Equal(t, "Dev <Ann>", profile.DisplayName)
+
+	// The console is served too, sampling the relay's and worker's metrics.
+	resp, err = http.Get("http://" + consoleAddr + "/api/overview")
+	require.NoError(t, err)
+	var overview struct{ Charts struct{ Notes []string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&overview))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Empty(t, overview.Charts.Notes, "dev gives the console both /metrics")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -1,0 +1,58 @@
+package console
+
+import "strings"
+
+// Charts is the overview's charts and, when some cannot be drawn, why.
+type Charts struct {
+	Charts []Chart `json:"charts"`
+	// Notes say what is missing and why, in sentences.
+	Notes []string `json:"notes"`
+}
+
+// charts builds the overview's charts from what was sampled. Throughput and
+// latency come only from the /metrics: without them there is nothing true
+// to draw, and the notes say so.
+//
+// No metric of the relay measures commit → publish per message. The latency
+// chart shows the two it has: the age of the oldest pending message (what
+// the next message to be published has waited since it was enqueued, an
+// upper bound of every pending message's wait), and the relay's mean batch
+// time (claim → publish → settle).
+func (c *Console) charts() Charts {
+	var out Charts
+	metrics := c.metrics.samples()
+	relayOn, workerOn := c.cfg.RelayMetrics != "", c.cfg.WorkerMetrics != ""
+	if relayOn || workerOn {
+		throughput := Chart{Title: "Messages per second", Unit: "msg/s"}
+		if relayOn {
+			throughput.Series = append(throughput.Series, rate(metrics, "published by the relay", relayPublished))
+		}
+		if workerOn {
+			throughput.Series = append(throughput.Series, rate(metrics, "handled by the worker (all handlers)", workerHandled))
+		}
+		out.Charts = append(out.Charts, throughput)
+	}
+	if relayOn {
+		out.Charts = append(out.Charts, Chart{Title: "Publish latency", Unit: "s", Series: []Series{
+			gauge(metrics, "oldest pending message's age (upper bound of the enqueue → publish wait)", relayOldestAge),
+			ratio(metrics, "relay batch time, mean (claim → publish → settle)", relayBatchSum, relayBatchCount),
+		}})
+	}
+	out.Charts = append(out.Charts, Chart{Title: "Backlog (from SQL)", Unit: "messages", Series: []Series{
+		gauge(c.backlog.samples(), "pending in the outbox", "pending"),
+	}})
+	switch {
+	case !relayOn && !workerOn:
+		out.Notes = append(out.Notes, "CONSOLE_RELAY_METRICS and CONSOLE_WORKER_METRICS are not set, so the console has no publish rate or latency to chart: it shows the backlog it reads from SQL only.")
+	case !relayOn:
+		out.Notes = append(out.Notes, "CONSOLE_RELAY_METRICS is not set: no publish rate or latency.")
+	case !workerOn:
+		out.Notes = append(out.Notes, "CONSOLE_WORKER_METRICS is not set: no handler rate.")
+	}
+	for source, err := range c.sampler.errors() {
+		out.Notes = append(out.Notes, "The "+source+"'s /metrics did not answer its last sample ("+oneLine(err)+").")
+	}
+	return out
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
