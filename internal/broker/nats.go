@@ -16,22 +16,19 @@ import (
 	"github.com/outboxd/outboxd/relay"
 )
 
-// Why watermill-nats' pkg/nats (with JetStream on) rather than its
-// pkg/jetstream: pkg/jetstream calls itself beta, publishes to the subject
-// named by the stream's name (which may not contain the topic's dots), has
-// no message-id dedup and its grouped consumer puts streams in work-queue
-// retention, where two groups cannot both read a topic. pkg/nats subscribes
-// durable queue groups; publishing is natsPublisher's, with pkg/nats'
-// marshaler and its TrackMsgId's Nats-Msg-Id, but asynchronous (pkg/nats
-// waits for each ack in turn). Two of the subscriber's defaults lose
-// messages, so both are overridden
-// here: a JetStream consumer that the library creates is deleted on
-// Unsubscribe (nats.go js.go, "the library created the JS consumer, it will
-// delete it"), and without nats.ManualAck nats.go acks every message when
-// the callback returns, including those Watermill gave up on while closing
-// (nats.go js.go, "Auto acknowledge unless manual ack is set"). So streams
-// and durable consumers are provisioned here, and the subscriber only binds
-// to them.
+// Why not watermill-nats' publisher and subscriber, only its marshaler
+// (headers carry the UUID and the metadata, so other Watermill consumers
+// read our messages): its pkg/jetstream calls itself beta, publishes to the
+// subject named by the stream's name (which may not contain the topic's
+// dots), has no message-id dedup and its grouped consumer puts streams in
+// work-queue retention, where two groups cannot both read a topic. Its
+// pkg/nats publisher waits for each ack in turn; its subscriber deletes a
+// JetStream consumer it created on Unsubscribe, acks every message when
+// the callback returns unless nats.ManualAck is set (including those
+// Watermill gave up on while closing), and closes its channel while a
+// callback may still send on it. So streams and durable consumers are
+// provisioned here, natsPublisher publishes asynchronously with Nats-Msg-Id
+// = UUID (pkg/nats' TrackMsgId), and natsSubscriber binds to the consumers.
 const (
 	// natsStreamMaxAge bounds a stream like Kafka's default retention does: a
 	// group more than a week behind loses the oldest messages.
@@ -195,31 +192,12 @@ func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger wat
 		nc.Close()
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	wm, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       &wmnats.NATSMarshaler{},
-		SubscribersCount:  1,
-		AckWaitTimeout:    cfg.AckTimeout,
-		CloseTimeout:      10 * time.Second,
-		SubscribeTimeout:  10 * time.Second,
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		// The queue group and the durable consumer are both named after the
-		// group: the consumer was created with that deliver group.
-		QueueGroupPrefix: group,
-		JetStream: wmnats.JetStreamConfig{
-			AutoProvision: false,
-			// Clipped: the library appends Durable to this slice per
-			// Subscribe.
-			SubscribeOptions:  slices.Clip([]nats.SubOpt{nats.ManualAck()}),
-			DurableCalculator: func(string, string) string { return group },
-		},
-	}, logger)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("watermill subscriber: %w", err)
-	}
 	streams := &natsStreams{js: js}
 	return &subscriber{
-		transport: wm,
+		transport: &natsSubscriber{
+			nc: nc, js: js, group: group, ackWait: cfg.AckTimeout, logger: logger,
+			closing: make(chan struct{}),
+		},
 		prepare: func(ctx context.Context, topic string) error {
 			// JetStream API requests wait for as long as ctx lets them.
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
