@@ -45,9 +45,9 @@
 //     and waits for all in-sync replicas.
 //   - PostgreSQL (watermill-sql): table watermill_<topic> holds the messages
 //     (payload as BYTEA) and watermill_offsets_<topic> each group's position;
-//     both are created on first use. Publish is a plain INSERT on its own
-//     pool, committed before it returns: it needs no transaction of the
-//     caller. Topics are limited to 45 bytes (table name length). Rows are
+//     both are created on first use. A publish is one transaction on its
+//     own pool, one INSERT per topic, committed before it returns: it needs
+//     no transaction of the caller. Topics are limited to 45 bytes (table name length). Rows are
 //     never deleted. A subscriber reads only rows older than every running
 //     transaction of the whole cluster (pg_snapshot_xmin), and holds a
 //     transaction with an id while its batch is being handled (a FOR UPDATE
@@ -63,6 +63,22 @@
 // messages are claimed or requeued on Redis and RabbitMQ. With several
 // members only Kafka (one partition per key) and PostgreSQL (a group reads
 // under a row lock, one member at a time) keep each key's order.
+//
+// # Pipelined publishing
+//
+// The publisher is also a relay.BatchPublisher: PublishBatch sends a run of
+// messages, of one topic or several, all at once and reports each one's
+// fate, so that the relay keeps a whole run in flight rather than one
+// message per round trip. On NATS the run's publishes are asynchronous and
+// their acknowledgements awaited together; on RabbitMQ they are
+// outstanding together on one confirm-mode channel; on Kafka they are one
+// sarama SendMessages; on Redis one pipeline of XADDs; on PostgreSQL one
+// transaction, which stores the whole run or, when PostgreSQL refuses a row
+// for good, is tried again message by message so that only that one fails.
+// A Kafka batch over a topic's max.message.bytes is likewise tried again
+// record by record. Publish sends its messages one at a time (on
+// PostgreSQL in one transaction), as its contract wants nothing stored
+// after a failure.
 //
 // # Failures
 //

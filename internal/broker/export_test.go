@@ -18,3 +18,6 @@ func NewPublisherWrapping(ctx context.Context, cfg Config,
 ) (relay.BatchPublisher, error) {
 	return newPublisher(ctx, cfg, clientHooks{kafkaProducer: kafka, postgresTx: postgres})
 }
+
+// ErrAMQPNack is a RabbitMQ publisher confirm's nack.
+var ErrAMQPNack = errAMQPNack

@@ -23,8 +23,10 @@ import (
 // Producer.MaxMessageBytes or rejected by the broker as too large, corrupt
 // or invalid; on postgres a row PostgreSQL refuses as invalid data (SQLSTATE
 // class 22) or too large (54000). RabbitMQ answers an oversized message by
-// closing the channel and Redis has no per-message rejection, so on those
-// kinds only ErrInvalidTopic is permanent.
+// closing the channel, and its nacks (a full queue that rejects publishes)
+// may pass later; Redis refuses a message only for its stream key (one of
+// another type), which an operator can fix: so on those kinds only
+// ErrInvalidTopic is permanent.
 func IsPermanent(kind Kind, err error) bool {
 	if err == nil {
 		return false

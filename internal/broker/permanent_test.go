@@ -102,9 +102,11 @@ func TestNATSOutageIsNotPermanent(t *testing.T) {
 	closeWithin(t, "subscriber", sub, closeTimeout)
 }
 
-// TestIsPermanentClassifiesErrors checks the kinds whose rejections cannot
-// be provoked here (no Kafka; RabbitMQ and Redis have none) with the errors
-// their clients return.
+// TestIsPermanentClassifiesErrors checks the classification with the
+// errors the clients return, including rejections no broker here can be
+// made to send (a real Kafka's invalid record; RabbitMQ and Redis have no
+// permanent ones). TestPublishBatchReportsEachMessagesFate provokes the
+// ones the brokers can.
 func TestIsPermanentClassifiesErrors(t *testing.T) {
 	t.Parallel()
 	wrap := func(err error) error { return fmt.Errorf("kafka: publish to t: cannot produce message x: %w", err) }
@@ -132,6 +134,7 @@ func TestIsPermanentClassifiesErrors(t *testing.T) {
 		{"postgres admin shutdown", broker.KindPostgres, fmt.Errorf("x: %w", &pgconn.PgError{Code: "57P01"}), false},
 		{"context deadline", broker.KindPostgres, context.DeadlineExceeded, false},
 		{"unknown error", broker.KindAMQP, errors.New("delivery not confirmed"), false},
+		{"amqp nack", broker.KindAMQP, broker.ErrAMQPNack, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +54,7 @@ func universalFeatures(kind broker.Kind) tests.Features {
 // TestUniversal runs Watermill's universal pub/sub suite
 // (watermill/pubsub/tests) against the publisher and subscribers of
 // NewPublisher and NewSubscriber, on every transport: one broker per
-// transport, a topic per test, and group "universal" where the suite asks
+// transport, a topic per test, and a group per test where the suite asks
 // for none.
 func TestUniversal(t *testing.T) {
 	t.Parallel()
@@ -81,10 +83,18 @@ func TestUniversal(t *testing.T) {
 				return trackedPublisher{pub, names}, trackedSubscriber{sub, names, group}
 			}
 			tests.TestPubSub(t, universalFeatures(tr.kind),
-				func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, "universal") },
+				func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, testGroup(t)) },
 				pubSub)
 		})
 	}
+}
+
+// testGroup is the group of every subscriber one test of the suite creates
+// without naming one: one per test, since on Kafka a member joining or
+// leaving a group rebalances all of its topics, and the tests run at once.
+func testGroup(t *testing.T) string {
+	sum := sha256.Sum256([]byte(t.Name()))
+	return "universal-" + hex.EncodeToString(sum[:8])
 }
 
 // usedNames remembers the topics and groups the suite used, to remove
