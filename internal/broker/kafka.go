@@ -64,7 +64,9 @@ func newKafkaPublisher(cfg Config, hook kafkaProducerHook) (*publisher, error) {
 // record's fate. Sarama sends a broker the records it leads in one produce
 // request per batch (up to Producer.MaxMessageBytes), a batch being what
 // came while the previous request was in flight: a run takes a round trip
-// or two, not one per record. It publishes what watermill-kafka's publisher would, with
+// or two, not one per record. Sarama takes no context: ctx is looked at
+// before sending, and a run sent waits for sarama's own timeouts
+// (Producer.Timeout, Producer.Retry). It publishes what watermill-kafka's publisher would, with
 // kafkaMarshaler.
 type kafkaPublisher struct {
 	producer sarama.SyncProducer

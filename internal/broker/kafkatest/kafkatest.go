@@ -23,8 +23,7 @@ const Partitions = 4
 // Brokers returns the brokers t tests against, as Config.URL spells them:
 // EnvBrokers when set, or else a kfake cluster of three brokers that
 // creates topics on first use and closes when t ends. opts add to kfake's
-// options (a real cluster ignores them: tests needing one skip themselves
-// with Fake).
+// options; a real cluster ignores them.
 func Brokers(t testing.TB, opts ...kfake.Opt) string {
 	t.Helper()
 	if brokers := os.Getenv(EnvBrokers); brokers != "" {
@@ -48,6 +47,3 @@ func Start(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Cleanup(c.Close)
 	return c
 }
-
-// Fake reports whether Brokers runs kfake rather than a real cluster.
-func Fake() bool { return os.Getenv(EnvBrokers) == "" }
