@@ -15,8 +15,11 @@ const (
 	standbyRetryInterval = time.Second
 	// leaderCheckInterval is how often the leader confirms that it still
 	// holds the lock and refreshes its heartbeat. A dropped connection is
-	// noticed at once, without waiting for it.
-	leaderCheckInterval = 2 * time.Second
+	// noticed at once, without waiting for it, so the interval bounds only
+	// how stale relay_leader may look; each check is a write transaction
+	// (and, in WAL capture, one more for the walsender that decodes it), so
+	// an idle leader costs the server little.
+	leaderCheckInterval = 5 * time.Second
 )
 
 // campaign competes for the leader lock until ctx ends, over a dedicated
