@@ -22,8 +22,13 @@ const (
 	HandlerAudit = "audit"
 )
 
-// AllHandlers lists every handler, in the order they start.
+// AllHandlers lists the handlers that run by default, in the order they
+// start.
 var AllHandlers = []string{HandlerEmail, HandlerProfile, HandlerAudit}
+
+// OptionalHandlers lists the handlers that run only when named:
+// HandlerNestJS, which needs Config.NestJS.
+var OptionalHandlers = []string{HandlerNestJS}
 
 // GroupPrefix starts the consumer group of each handler: outboxd-email,
 // outboxd-profile, outboxd-audit.
@@ -47,8 +52,11 @@ const (
 // Config tunes a Worker.
 type Config struct {
 	// Handlers names the handlers to run (HandlerEmail, HandlerProfile,
-	// HandlerAudit). Defaults to AllHandlers.
+	// HandlerAudit, HandlerNestJS). Defaults to AllHandlers.
 	Handlers []string
+	// NestJS is the transport of HandlerNestJS. Required when Handlers
+	// names it.
+	NestJS Emitter
 	// MaxRetries is how many times a failed attempt is retried before the
 	// message is dead-lettered; negative turns retries off. Defaults to
 	// MaxRetriesDefault (5).
@@ -96,13 +104,16 @@ func (c Config) validate() error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, h := range c.Handlers {
-		if !slices.Contains(AllHandlers, h) {
-			errs = append(errs, fmt.Errorf("Config.Handlers: unknown handler %q, want some of %v", h, AllHandlers))
+		if !slices.Contains(AllHandlers, h) && !slices.Contains(OptionalHandlers, h) {
+			errs = append(errs, fmt.Errorf("Config.Handlers: unknown handler %q, want some of %v", h, slices.Concat(AllHandlers, OptionalHandlers)))
 		}
 		if seen[h] {
 			errs = append(errs, fmt.Errorf("Config.Handlers: %q named twice", h))
 		}
 		seen[h] = true
+	}
+	if c.runs(HandlerNestJS) && c.NestJS == nil {
+		errs = append(errs, fmt.Errorf("Config.NestJS: the %s handler needs a NestJS transport", HandlerNestJS))
 	}
 	if c.RetryInitialInterval < 0 {
 		errs = append(errs, fmt.Errorf("Config.RetryInitialInterval: must not be negative, got %s", c.RetryInitialInterval))

@@ -14,6 +14,12 @@
 // message id, so the rare repeat (a crash between send and record) is
 // recognisable.
 //
+// The nestjs handler (HandlerNestJS, run only when named) delivers events
+// to NestJS consumers through Config.NestJS (package internal/nestjs), one
+// router handler per topic it delivers, all in consumer group
+// outboxd-nestjs. Like email it checks the inbox before the delivery and
+// records it after.
+//
 // Each handler runs behind this middleware, outermost first:
 //
 //	correlation  correlation_id from the metadata into ctx and logs

@@ -112,8 +112,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker: subscriber for %s (group %s): %w", name, Group(name), err)
 		}
 		subs = append(subs, sub)
-		h := router.AddConsumerHandler(name, event.TopicUserCreated, sub, w.handle(name, effects[name]))
-		h.AddMiddleware(w.middleware(name)...)
+		for _, r := range w.routes(name, effects) {
+			h := router.AddConsumerHandler(r.name, r.topic, sub, r.fn)
+			h.AddMiddleware(w.middleware(name)...)
+		}
 	}
 	for _, svc := range w.cfg.Services {
 		if err := svc.AddHandlers(ctx, router); err != nil {
