@@ -53,6 +53,7 @@ func TestPublishBatchReportsEachMessagesFate(t *testing.T) {
 	cases := map[broker.Kind][]fateCase{
 		broker.KindNATS: {
 			{name: "over the stream's max_msg_size", permanent: true, setup: natsCappedStream},
+			{name: "over the server's max_payload", permanent: true, setup: hugeMessage},
 			{name: "stream deleted under the publisher", setup: natsDeletedStream},
 		},
 		broker.KindAMQP: {
@@ -68,6 +69,7 @@ func TestPublishBatchReportsEachMessagesFate(t *testing.T) {
 		},
 		broker.KindKafka: {
 			{name: "over the topic's max.message.bytes", permanent: true, setup: kafkaCappedTopic},
+			{name: "over sarama's Producer.MaxMessageBytes", permanent: true, setup: hugeMessage},
 			// Sarama retries what a broker refuses for a while; a decorator
 			// around the sarama SyncProducer fails the first record once.
 			{name: "not leader, from a wrapped producer", setup: firstAsIs, wrap: kafkaFailsFirstOnce},
@@ -270,6 +272,15 @@ func kafkaCappedTopic(t *testing.T, cfg broker.Config, _ relay.BatchPublisher, t
 	big := sample(0, "k0")
 	big.Payload = make([]byte, 4096)
 	return relay.Outgoing{Message: big}, nil
+}
+
+// hugeMessage is 2 MiB, over the NATS server's 1 MiB max_payload (nats.go
+// refuses it before sending) and over sarama's 1 MiB
+// Producer.MaxMessageBytes (sarama does).
+func hugeMessage(*testing.T, broker.Config, relay.BatchPublisher, string) (relay.Outgoing, func()) {
+	huge := sample(0, "k0")
+	huge.Payload = make([]byte, 2<<20)
+	return relay.Outgoing{Message: huge}, nil
 }
 
 // kafkaFailsFirstOnce wraps the sarama producer so that the first record
