@@ -1,6 +1,10 @@
 package console
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+)
 
 // Charts is the overview's charts and, when some cannot be drawn, why.
 type Charts struct {
@@ -19,7 +23,7 @@ type Charts struct {
 // upper bound of every pending message's wait), and the relay's mean batch
 // time (claim → publish → settle).
 func (c *Console) charts() Charts {
-	var out Charts
+	out := Charts{Charts: []Chart{}, Notes: []string{}}
 	metrics := c.metrics.samples()
 	relayOn, workerOn := c.cfg.RelayMetrics != "", c.cfg.WorkerMetrics != ""
 	if relayOn || workerOn {
@@ -38,7 +42,7 @@ func (c *Console) charts() Charts {
 			ratio(metrics, "relay batch time, mean (claim → publish → settle)", relayBatchSum, relayBatchCount),
 		}})
 	}
-	out.Charts = append(out.Charts, Chart{Title: "Backlog (from SQL)", Unit: "messages", Series: []Series{
+	out.Charts = append(out.Charts, Chart{Title: "Backlog, read from SQL", Unit: "messages", Series: []Series{
 		gauge(c.backlog.samples(), "pending in the outbox", "pending"),
 	}})
 	switch {
@@ -49,8 +53,9 @@ func (c *Console) charts() Charts {
 	case !workerOn:
 		out.Notes = append(out.Notes, "CONSOLE_WORKER_METRICS is not set: no handler rate.")
 	}
-	for source, err := range c.sampler.errors() {
-		out.Notes = append(out.Notes, "The "+source+"'s /metrics did not answer its last sample ("+oneLine(err)+").")
+	errs := c.sampler.errors()
+	for _, source := range slices.Sorted(maps.Keys(errs)) {
+		out.Notes = append(out.Notes, "The "+source+"'s /metrics did not answer its last sample ("+oneLine(errs[source])+").")
 	}
 	return out
 }

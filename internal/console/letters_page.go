@@ -104,8 +104,14 @@ func parseTime(s string) (time.Time, error) {
 type lettersPage struct {
 	Form    filterForm
 	Letters []Letter
-	// Next is the link to the next page, "" on the last.
-	Next string
+	// Next is the link to the next page, "" on the last; FirstPage the
+	// link to the first.
+	Next, FirstPage string
+	// ReplayAll and PurgeAll link to the confirmation of acting on
+	// everything the filter matches.
+	ReplayAll, PurgeAll string
+	// Back is where an action on the selection returns.
+	Back string
 	// First is whether this is the first page.
 	First bool
 	// KeyOnlyRelay says the key search left the handlers' dead letters out.
@@ -136,6 +142,18 @@ func (c *Console) serveLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	page := lettersPage{Form: form, Letters: letters, First: cursor.FailedAt.IsZero(),
 		KeyOnlyRelay: f.Key != "", Notice: notice(q), Totals: c.overview(r).DeadLetters}
+	list := c.cfg.PathPrefix + "/deadletters?" + form.Query()
+	page.FirstPage, page.Back = list, list
+	for _, a := range []action{actionReplay, actionPurge} {
+		v := form.values()
+		v.Set("action", string(a))
+		link := c.cfg.PathPrefix + "/deadletters/confirm?" + v.Encode()
+		if a == actionReplay {
+			page.ReplayAll = link
+		} else {
+			page.PurgeAll = link
+		}
+	}
 	if !next.FailedAt.IsZero() {
 		v := form.values()
 		v.Set("before", next.String())

@@ -31,7 +31,9 @@ type OutboxRow struct {
 	PublishedAt *time.Time
 	Attempts    int
 	LastError   *string
-	NextAttempt time.Time
+	// NextAttempt is when the relay retries it after a failure, nil when
+	// it need not wait.
+	NextAttempt *time.Time
 }
 
 // Handled is one handler's inbox row of a message.
@@ -51,7 +53,8 @@ func (w Whereabouts) Nowhere() bool {
 func (c *Console) locate(ctx context.Context, id uuid.UUID) (Whereabouts, error) {
 	w := Whereabouts{ID: id}
 	rows, err := c.pool.Query(ctx, `
-SELECT id, topic, key, created_at, published_at, attempts, last_error, next_attempt_at
+SELECT id, topic, key, created_at, published_at, attempts, last_error,
+       CASE WHEN isfinite(next_attempt_at) THEN next_attempt_at END
 FROM outbox WHERE message_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return w, fmt.Errorf("look up the outbox: %w", err)
@@ -97,6 +100,7 @@ func (c *Console) serveMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		found, err := c.locate(r.Context(), id)
 		if err != nil {
+			c.logger.ErrorContext(r.Context(), "console: look a message up", "error", err)
 			c.fail(w, r, http.StatusInternalServerError, "Cannot look the message up: "+oneLine(err.Error()))
 			return
 		}

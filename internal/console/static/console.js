@@ -116,7 +116,8 @@
     });
     [0, 5, 10, 15].forEach(function (m) {
       const t = t0 + m * 60 * 1000;
-      const label = svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "axis" });
+      const anchor = m === 0 ? "start" : m === 15 ? "end" : "middle";
+      const label = svg("text", { x: x(t), y: H - 6, "text-anchor": anchor, class: "axis" });
       label.textContent = clock(t);
       el.appendChild(label);
     });
