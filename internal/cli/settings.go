@@ -77,7 +77,7 @@ func (f RelayFlags) validate() error {
 }
 
 func (f WorkerFlags) validate() error {
-	return checkKeep("INBOX_RETENTION", f.InboxRetention, inbox.MinPruneAge)
+	return errors.Join(checkKeep("INBOX_RETENTION", f.InboxRetention, inbox.MinPruneAge), f.NestJSFlags.validate(f.Handlers))
 }
 
 // Validate is called by kong after parsing: bad settings fail before

@@ -30,10 +30,11 @@ type WorkerCmd struct {
 
 // WorkerFlags select and tune the handlers; shared by worker and dev.
 type WorkerFlags struct {
-	Handlers   []string `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit)."`
+	Handlers   []string `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit, nestjs)."`
 	MaxRetries int      `name:"max-retries" env:"WORKER_MAX_RETRIES" default:"5" help:"Retries of a failing message before it is dead-lettered."`
 	// The default outlives a week-long broker outage's redeliveries.
 	InboxRetention time.Duration `name:"inbox-retention" env:"INBOX_RETENTION" default:"168h" help:"How long handlers remember a processed message (keep it longer than the broker may redeliver one); 0 keeps rows forever, otherwise at least 1h."`
+	NestJSFlags
 }
 
 func (f WorkerFlags) config(logger *slog.Logger, reg prometheus.Registerer) worker.Config {
@@ -78,8 +79,9 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 	})...)
 }
 
-// newWorker builds the worker with one broker subscriber per handler and
-// the profile service beside the profile handler, and the loop that runs
+// newWorker builds the worker with one broker subscriber per handler, the
+// profile service beside the profile handler (with its NestJS side when
+// NESTJS_BROKER is set), the nestjs handler's emitter, and the loop that runs
 // beside it: the inbox pruner (unless inbox rows are kept).
 func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, f WorkerFlags, logger *slog.Logger, reg prometheus.Registerer) (*worker.Worker, []func(context.Context) error, error) {
 	wcfg := f.config(logger, reg)
@@ -91,6 +93,11 @@ func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, f Wor
 		return nil, nil, err
 	}
 	wcfg.Services = append(wcfg.Services, services...)
+	nest, err := nestjsServices(pool, bcfg, f.NestJSFlags, &wcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	wcfg.Services = append(wcfg.Services, nest...)
 	w, err := worker.New(pool, subscribe, mailer, wcfg)
 	if err != nil {
 		return nil, nil, err

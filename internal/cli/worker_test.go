@@ -83,9 +83,11 @@ func TestDLQListReplayPurge(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestBadSettingsFailAtStartUp: a retention that would prune rows still
-// needed, a profile timeout the request's own timeout would cut short, or an
-// unknown mode fails in one line naming the variable, before anything
-// connects.
+// needed, a profile timeout the request's own timeout would cut short, an
+// unknown mode, or NestJS settings that cannot work (the nestjs handler
+// without a transport, RabbitMQ without the consumers' queue or with the
+// requests on it, a malformed mapping) fails in one line naming the
+// variable, before anything connects.
 func TestBadSettingsFailAtStartUp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -100,6 +102,11 @@ func TestBadSettingsFailAtStartUp(t *testing.T) {
 		{[]string{"dev", "--capture", "WAL"}, "RELAY_CAPTURE=WAL"},
 		{[]string{"api", "--outbox-notify", "maybe"}, "OUTBOX_NOTIFY=maybe: use on or off"},
 		{[]string{"dev", "--outbox-notify", "no"}, "OUTBOX_NOTIFY=no: use on or off"},
+		{[]string{"worker", "--handlers", "profile,nestjs"}, "--handlers names nestjs: set NESTJS_BROKER (nats, amqp, redis or kafka)"},
+		{[]string{"worker", "--handlers", "nestjs", "--nestjs-broker", "grpc"}, `NESTJS_BROKER=grpc: unknown NestJS transport "grpc"`},
+		{[]string{"worker", "--handlers", "nestjs", "--nestjs-broker", "amqp"}, "NESTJS_QUEUE: the nestjs handler on NESTJS_BROKER=amqp needs the consumers' queue"},
+		{[]string{"worker", "--handlers", "nestjs", "--nestjs-broker", "amqp", "--nestjs-queue", "q", "--nestjs-request-queue", "q"}, "NESTJS_REQUEST_QUEUE=q is NESTJS_QUEUE"},
+		{[]string{"dev", "--handlers", "nestjs", "--nestjs-broker", "nats", "--nestjs-events", "user.created"}, `NESTJS_EVENTS=user.created: "user.created": want topic=pattern`},
 	} {
 		code, _, errOut := run(context.Background(), append(tc.args, "--database-url", "postgres://nobody@127.0.0.1:1/none")...)
 		require.Equal(t, 2, code, "%v: %s", tc.args, errOut)
