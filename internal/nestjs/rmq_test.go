@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
@@ -111,4 +113,45 @@ func TestRabbitMQConsumerDownLosesNothing(t *testing.T) {
 			return ok
 		})
 	}
+}
+
+// TestRabbitMQEmitterConfirmsAndRedeclares: an emitted event is in the
+// queue when Emit returns; with the queue deleted under it, Emit fails
+// (RabbitMQ returned the mandatory message) instead of counting the event
+// delivered, and the retry declares the queue again and delivers it.
+func TestRabbitMQEmitterConfirmsAndRedeclares(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	events, _ := rmqQueues(t)
+	em, err := nestjs.NewEmitter(nestjs.Config{Transport: nestjs.TransportRMQ, URL: rmqURL, Queue: events})
+	require.NoError(t, err)
+	require.NoError(t, em.AddHandlers(ctx, nil))
+	t.Cleanup(func() { require.NoError(t, em.Close()) })
+
+	conn, err := amqp091.Dial(rmqURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	depth := func() int {
+		q, err := ch.QueueDeclarePassive(events, true, false, false, false, nil)
+		require.NoError(t, err)
+		return q.Messages
+	}
+
+	msg := message.NewMessage(uuid.NewString(), []byte(`{"user_id":"u1"}`))
+	require.NoError(t, em.Emit(ctx, "user.created", msg))
+	require.Equal(t, 1, depth(), "confirmed means queued")
+	got, ok, err := ch.Get(events, true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.JSONEq(t, `{"pattern":"user_created","data":{"user_id":"u1"}}`, string(got.Body))
+	require.Equal(t, uint8(amqp091.Persistent), got.DeliveryMode)
+	require.Equal(t, msg.UUID, got.MessageId)
+
+	_, err = ch.QueueDelete(events, false, false, false)
+	require.NoError(t, err)
+	require.ErrorContains(t, em.Emit(ctx, "user.created", msg), "RabbitMQ returned the event: no queue "+events+" took it")
+	require.NoError(t, em.Emit(ctx, "user.created", msg), "the retry declares the queue again")
+	require.Equal(t, 1, depth())
 }
