@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -127,4 +129,36 @@ func (c *client) csrf(page string) string {
 	m := csrfInput.FindStringSubmatch(body)
 	require.NotNil(c.t, m, "the page has a form with a CSRF token")
 	return m[1]
+}
+
+func TestOverviewWithoutMetricsSaysWhy(t *testing.T) {
+	t.Parallel()
+	tc := startConsole(t, console.Config{})
+	var o console.Overview
+	resp, body := tc.client(t).get("api/overview")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.Unmarshal([]byte(body), &o))
+	require.Len(t, o.Charts.Charts, 1)
+	require.Equal(t, "Backlog, read from SQL", o.Charts.Charts[0].Title)
+	require.Len(t, o.Charts.Notes, 1)
+	require.Contains(t, o.Charts.Notes[0], "CONSOLE_RELAY_METRICS and CONSOLE_WORKER_METRICS are not set")
+	require.Equal(t, "0", o.Tiles["pending"])
+	require.Equal(t, "unknown (no relay)", o.Tiles["capture"])
+}
+
+func TestOverviewSaysWhenMetricsDoNotAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "http://" + ln.Addr().String() + "/metrics"
+	require.NoError(t, ln.Close()) // nothing answers there now
+	tc := startConsole(t, console.Config{RelayMetrics: dead, SampleInterval: 50 * time.Millisecond})
+	var o console.Overview
+	waitFor(t, 10*time.Second, func() bool {
+		_, body := tc.client(t).get("api/overview")
+		require.NoError(t, json.Unmarshal([]byte(body), &o))
+		return len(o.Charts.Notes) == 2
+	}, func() string { return strings.Join(o.Charts.Notes, " | ") })
+	require.Contains(t, o.Charts.Notes[1], "The relay's /metrics did not answer its last sample")
+	require.Len(t, o.Charts.Charts, 3, "throughput, latency and backlog: the lines break where samples fail")
 }
