@@ -79,7 +79,7 @@ func (r *Relay) batch(ctx context.Context, prefetched *[]row, claim claimFunc) (
 		following, claimErr = claim(ctx, rows)
 	}
 	out := <-published
-	if _, _, err := r.record(ctx, start, out); err != nil {
+	if _, err := r.record(ctx, start, out); err != nil {
 		return nil, false, err
 	}
 	switch {
@@ -101,19 +101,19 @@ func (r *Relay) batch(ctx context.Context, prefetched *[]row, claim claimFunc) (
 // capture modes, and counts it. What was published is recorded even when
 // ctx has ended: those messages are out, and recording them spares
 // duplicates.
-func (r *Relay) record(ctx context.Context, start time.Time, out outcome) (dead []deadLetter, marked int64, err error) {
+func (r *Relay) record(ctx context.Context, start time.Time, out outcome) ([]deadLetter, error) {
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	dead, marked, err = settle(settleCtx, r.pool, out.published, out.failures, r.cfg.Retention > 0, r.cfg.MaxAttempts)
+	dead, err := settle(settleCtx, r.pool, out.published, out.failures, r.cfg.Retention > 0, r.cfg.MaxAttempts)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	r.metrics.published.Add(float64(len(out.published)))
 	r.metrics.permanent.Add(float64(len(out.failures)))
 	r.metrics.deadLettered.Add(float64(len(dead)))
 	r.metrics.batchDuration.Observe(time.Since(start).Seconds())
 	r.logFailures(out.failures, dead)
-	return dead, marked, nil
+	return dead, nil
 }
 
 // claimFunc claims the next batch of a source, leaving out the rows of

@@ -158,33 +158,26 @@ type deadLetter struct {
 // settle records the outcome of a batch: the published rows are deleted (or
 // marked, with a retention) in one statement; permanent failures, rare, are
 // counted and possibly dead-lettered in the same transaction.
-//
-// marked is how many published rows the statement found: fewer than
-// published when some were settled before (a message published again after
-// a takeover) or, in WAL capture, when a commit streamed is not visible yet.
-func settle(ctx context.Context, pool *pgxpool.Pool, published []int64, failures []failure, retain bool, maxAttempts int) (dead []deadLetter, marked int64, err error) {
+func settle(ctx context.Context, pool *pgxpool.Pool, published []int64, failures []failure, retain bool, maxAttempts int) (dead []deadLetter, err error) {
 	markSQL := deletePublishedSQL
 	if retain {
 		markSQL = markPublishedSQL
 	}
 	if len(failures) == 0 {
 		if len(published) == 0 {
-			return nil, 0, nil
+			return nil, nil
 		}
-		tag, err := pool.Exec(ctx, markSQL, published)
-		if err != nil {
-			return nil, 0, fmt.Errorf("mark %d published messages: %w", len(published), err)
+		if _, err := pool.Exec(ctx, markSQL, published); err != nil {
+			return nil, fmt.Errorf("mark %d published messages: %w", len(published), err)
 		}
-		return nil, tag.RowsAffected(), nil
+		return nil, nil
 	}
 
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if len(published) > 0 {
-			tag, err := tx.Exec(ctx, markSQL, published)
-			if err != nil {
+			if _, err := tx.Exec(ctx, markSQL, published); err != nil {
 				return fmt.Errorf("mark %d published messages: %w", len(published), err)
 			}
-			marked = tag.RowsAffected()
 		}
 		ids := make([]int64, len(failures))
 		errs := make([]string, len(failures))
@@ -212,9 +205,9 @@ func settle(ctx context.Context, pool *pgxpool.Pool, published []int64, failures
 		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("settle batch: %w", err)
+		return nil, fmt.Errorf("settle batch: %w", err)
 	}
-	return dead, marked, nil
+	return dead, nil
 }
 
 // maxErrorLen bounds the error text stored with a message.

@@ -53,11 +53,20 @@ func (p *walProcessor) run(ctx context.Context, in <-chan walChunk) error {
 		for i, w := range batch {
 			rows[i] = w.row
 		}
-		out := r.publishBatch(ctx, rows)
-		dead, marked, err := r.record(ctx, start, out)
-		if err == nil && marked < int64(len(out.published)) {
-			err = p.settleLate(ctx, batch, out.published)
+		if err := p.awaitVisible(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			delay := backoff(failures, r.cfg.RetryBackoffMin, r.cfg.RetryBackoffMax)
+			r.log.Warn("relay: batch failed, retrying", "error", err, "failures", failures, "retry_in", delay)
+			if !sleep(ctx, delay) {
+				return nil
+			}
+			continue
 		}
+		out := r.publishBatch(ctx, rows)
+		dead, err := r.record(ctx, start, out)
 		if err != nil {
 			// Unrecorded: the rows stay queued and are published again.
 			out.transient = err
@@ -80,14 +89,12 @@ func (p *walProcessor) run(ctx context.Context, in <-chan walChunk) error {
 	}
 }
 
-// settleLate settles the published rows again once their transactions are
-// visible. The walsender streams a commit once its WAL is flushed, which
-// can be a moment before the committing backend makes it visible to other
-// sessions: a delete in that moment finds no row, and the row would stay in
-// the table after its message went out.
-func (p *walProcessor) settleLate(ctx context.Context, batch []*walRow, published []int64) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
+// awaitVisible waits until the transactions of batch are visible to other
+// sessions. The walsender streams a commit once its WAL is flushed, which
+// can be a moment before the committing backend makes it visible: a
+// consumer handed the message then would not find the writer's rows yet
+// (a profile's user), and the relay's own delete would find no row.
+func (p *walProcessor) awaitVisible(ctx context.Context, batch []*walRow) error {
 	xids := make([]uint64, 0, len(batch))
 	for _, w := range batch {
 		xids = append(xids, w.xid)
@@ -100,14 +107,12 @@ SELECT count(*) FROM unnest($1::xid8[]) AS x WHERE NOT pg_visible_in_snapshot(x,
 			return fmt.Errorf("wait for streamed commits to be visible: %w", err)
 		}
 		if invisible == 0 {
-			break
+			return nil
 		}
-		if !sleep(ctx, time.Millisecond) {
+		if !sleep(ctx, 100*time.Microsecond) {
 			return ctx.Err()
 		}
 	}
-	_, _, err := settle(ctx, p.r.pool, published, nil, p.r.cfg.Retention > 0, p.r.cfg.MaxAttempts)
-	return err
 }
 
 // fill takes the chunks the stream has ready, waiting for one (or a held

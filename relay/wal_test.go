@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -332,4 +333,53 @@ func TestWALUnavailableFailsFastAndAutoPolls(t *testing.T) {
 	enqueue(t, pool, msgSeq("k", 1))
 	s.waitDistinct(t, 1, 10*time.Second)
 	require.Equal(t, relay.CapturePoll, auto.Capture())
+}
+
+// The walsender streams a commit a moment before other sessions can see
+// it: a message must not reach the broker before the rows its transaction
+// wrote are visible, or a consumer acts on a change it cannot read.
+func TestWALPublishesOnlyCommitsOthersCanSee(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	_, err := pool.Exec(ctx, `CREATE TABLE things (id uuid PRIMARY KEY)`)
+	require.NoError(t, err)
+	s := newSink(t)
+	var unseen, checked atomic.Int64
+	s.setFail(func(m *message.Message) error {
+		var seen bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM things WHERE id = $1)`, m.UUID).Scan(&seen); err != nil {
+			return err
+		}
+		checked.Add(1)
+		if !seen {
+			unseen.Add(1)
+		}
+		return nil
+	})
+	start(t, newRelay(t, pool, s, walConfig(relay.Config{})))
+	waitStreaming(t, pool)
+
+	const writers, perWriter = 8, 1000
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range perWriter {
+				m := msgSeq("", 1)
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, `INSERT INTO things VALUES ($1)`, m.ID); err != nil {
+						return err
+					}
+					return outbox.Writer{WithoutNotify: true}.EnqueueTx(ctx, tx, m)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.waitDistinct(t, writers*perWriter, 30*time.Second)
+	require.Zero(t, unseen.Load(), "messages published before their commit was visible, of %d", checked.Load())
 }
