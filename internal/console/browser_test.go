@@ -95,7 +95,8 @@ func newPipeline(t *testing.T, dsn string) *pipeline {
 // message id, is replayed by a click once its cause is fixed, and reaches
 // its handler; a bulk purge asks first, with a count, and removes exactly
 // the filtered rows; a selection asks too; a <script> payload shows as text
-// and does not run; a POST without the CSRF token is refused; and no page
+// and does not run; every control is labelled and the list works from the
+// keyboard; a POST without the CSRF token is refused; and no page
 // logs a JavaScript error or warning.
 func TestConsoleInABrowser(t *testing.T) {
 	t.Parallel()
@@ -240,6 +241,24 @@ func TestConsoleInABrowser(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS(".notice")))
 		require.Contains(t, b.text(".notice"), "Purged 2")
 		require.Zero(t, countDeadLetters(t, tc)[rejectedTopic])
+	})
+
+	t.Run("KeyboardAndLabels", func(t *testing.T) {
+		b.in(t)
+		for _, page := range []string{"", "deadletters", "messages?id=" + poisonID.String()} {
+			b.do(chromedp.Navigate(tc.url+page), chromedp.WaitVisible(chromedp.CSS("main h1")))
+			require.Zero(t, eval[int](b, `[...document.querySelectorAll("input:not([type=hidden]), select, button")]
+				.filter(e => e.labels.length === 0 && !e.getAttribute("aria-label") && !e.textContent.trim()).length`),
+				"every control of %q has a label", page)
+		}
+		// The first Tab reaches the skip link, and Enter in a filter field
+		// applies the filter: no mouse needed.
+		b.do(chromedp.Navigate(tc.url+"deadletters"), chromedp.WaitVisible(chromedp.CSS("#f-topic")),
+			chromedp.KeyEvent("\t"))
+		require.Equal(t, "Skip to content", eval[string](b, `document.activeElement.textContent`))
+		b.do(chromedp.Focus(chromedp.CSS("#f-topic")), chromedp.KeyEvent("bulk.b\r"),
+			chromedp.WaitVisible(chromedp.CSS(`#f-topic[value="bulk.b"]`)))
+		require.Equal(t, 2, eval[int](b, `document.querySelectorAll("#letters tbody tr[data-ref]").length`))
 	})
 
 	t.Run("PostWithoutTheCSRFTokenIsRefused", func(t *testing.T) {
