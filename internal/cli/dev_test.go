@@ -113,7 +113,9 @@ func TestDevRunsEverythingAndStopsOnSIGTERM(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&overview))
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Empty(t, overview.Charts.Notes, "dev gives the console both /metrics")
+	for _, note := range overview.Charts.Notes {
+		require.NotContains(t, note, "not set", "dev gives the console both /metrics")
+	}
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -53,6 +53,11 @@ func (c *Console) charts() Charts {
 	case !workerOn:
 		out.Notes = append(out.Notes, "CONSOLE_WORKER_METRICS is not set: no handler rate.")
 	}
+	if n := len(metrics); relayOn && n > 0 {
+		if leader, ok := metrics[n-1].values[relayLeader]; ok && leader == 0 {
+			out.Notes = append(out.Notes, "The relay at CONSOLE_RELAY_METRICS does not lead (outboxd_relay_leader is 0): another replica publishes, so its rate and batch times here stay at zero.")
+		}
+	}
 	errs := c.sampler.errors()
 	for _, source := range slices.Sorted(maps.Keys(errs)) {
 		out.Notes = append(out.Notes, "The "+source+"'s /metrics did not answer its last sample ("+oneLine(errs[source])+").")
