@@ -15,6 +15,12 @@
 //	// err != nil: nothing was written; let the broker redeliver.
 //	// done == false: a duplicate; acknowledge it.
 //
+// A consumer that receives many messages at once can apply them with
+// ProcessBatch: one statement finds the messages the inbox has not seen, and
+// one transaction writes their effects and inbox rows. Each effect runs in a
+// savepoint, so a failing message is reported alone in its Outcome and the
+// others commit; send the failed one through the usual retries.
+//
 // Effects outside the database (an email, a call to another service) cannot
 // share the transaction. Check Seen before the effect and Record after it:
 // a crash between the two repeats the effect, so make it recognisable on the

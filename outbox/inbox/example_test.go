@@ -77,3 +77,58 @@ func ExampleSeen() {
 	// delivery 1: sending
 	// delivery 2: already sent
 }
+
+// Process a batch of delivered messages in one transaction: each message's
+// effect happens once, and a failing message is reported alone.
+func ExampleProcessBatch() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS welcomes (message_id uuid PRIMARY KEY, name text NOT NULL)`); err != nil {
+		log.Fatal(err)
+	}
+
+	names := map[uuid.UUID]string{
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b001"): "ada",
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b002"): "nobody", // poison: stored as NULL, which welcomes refuses
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b003"): "grace",
+	}
+	var batch []inbox.Message
+	for _, id := range []uuid.UUID{
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b001"),
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b002"),
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b003"),
+	} {
+		batch = append(batch, inbox.Message{ID: id, Effect: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO welcomes VALUES ($1, NULLIF($2, 'nobody'))`, id, names[id])
+			return err
+		}})
+	}
+
+	for delivery := 1; delivery <= 2; delivery++ { // the broker delivers the batch twice
+		outcomes, err := inbox.ProcessBatch(ctx, pool, "welcomer", batch)
+		if err != nil {
+			log.Fatal(err) // nothing written: leave the whole batch for redelivery
+		}
+		for _, o := range outcomes {
+			switch {
+			case o.Err != nil:
+				fmt.Printf("delivery %d: %s failed alone\n", delivery, names[o.ID])
+			case o.Duplicate():
+				fmt.Printf("delivery %d: %s duplicate\n", delivery, names[o.ID])
+			default:
+				fmt.Printf("delivery %d: %s done\n", delivery, names[o.ID])
+			}
+		}
+	}
+	// Output:
+	// delivery 1: ada done
+	// delivery 1: nobody failed alone
+	// delivery 1: grace done
+	// delivery 2: ada duplicate
+	// delivery 2: nobody failed alone
+	// delivery 2: grace duplicate
+}
