@@ -129,8 +129,14 @@ BEGIN
             IS DISTINCT FROM 'outboxd least-privilege role, created by migration 00010';
         BEGIN
             EXECUTE format('DROP ROLE %I', role);
-        EXCEPTION WHEN dependent_objects_still_exist THEN
-            NULL; -- still used by another database on this server
+        EXCEPTION
+            WHEN dependent_objects_still_exist THEN
+                NULL; -- still used by another database on this server
+            WHEN internal_error THEN
+                -- "cache lookup failed for database": another database of the
+                -- server was being dropped while DROP ROLE read its grants. The
+                -- role is shared; leaving it is harmless.
+                NULL;
         END;
     END LOOP;
 END

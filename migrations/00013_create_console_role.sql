@@ -80,8 +80,14 @@ BEGIN
     END IF;
     BEGIN
         EXECUTE format('DROP ROLE %I', console);
-    EXCEPTION WHEN dependent_objects_still_exist THEN
-        NULL; -- still used by another database on this server
+    EXCEPTION
+        WHEN dependent_objects_still_exist THEN
+            NULL; -- still used by another database on this server
+        WHEN internal_error THEN
+            -- "cache lookup failed for database": another database of the
+            -- server was being dropped while DROP ROLE read its grants. The
+            -- role is shared; leaving it is harmless.
+            NULL;
     END;
 END
 $$;
