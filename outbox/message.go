@@ -27,8 +27,12 @@ type Message struct {
 	// Topic is where the relay publishes the message, for example
 	// "user.created".
 	Topic string
-	// Key orders messages: messages with the same key are published in the
-	// order they were enqueued. Defaults to "" (one shared order).
+	// Key orders messages: messages with the same non-empty key are
+	// published in order and never overtaken (a key never has two
+	// unacknowledged messages), in the order they were enqueued when the
+	// relay polls and in commit order when it streams the WAL. Defaults to
+	// "": a message with an empty key carries no order and is published
+	// alongside any other.
 	Key string
 	// Payload is published byte for byte.
 	Payload []byte
