@@ -383,3 +383,28 @@ func TestWALPublishesOnlyCommitsOthersCanSee(t *testing.T) {
 	s.waitDistinct(t, writers*perWriter, 30*time.Second)
 	require.Zero(t, unseen.Load(), "messages published before their commit was visible, of %d", checked.Load())
 }
+
+// Ready tells an idle stream from a stalled one: an idle WAL relay with
+// nothing pending is ready; one whose broker is down while streamed
+// messages wait is not, and is again once they go out.
+func TestWALReadyTellsStalledFromIdle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	s := newSink(t)
+	r := start(t, newRelay(t, pool, s, walConfig(relay.Config{StallTimeout: 300 * time.Millisecond})))
+	waitStreaming(t, pool)
+
+	idleSince := time.Now()
+	require.Eventually(t, func() bool { return time.Since(idleSince) > time.Second && r.Ready(ctx) == nil },
+		10*time.Second, 10*time.Millisecond, "idle past the stall timeout and still ready")
+
+	s.setFail(func(*message.Message) error { return errBrokerDown })
+	enqueue(t, pool, msgSeq("k", 1))
+	require.Eventually(t, func() bool { return r.Ready(ctx) != nil }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorContains(t, r.Ready(ctx), "stalled")
+
+	s.setFail(nil)
+	s.waitDistinct(t, 1, 10*time.Second)
+	require.Eventually(t, func() bool { return r.Ready(ctx) == nil }, 10*time.Second, 10*time.Millisecond)
+}
