@@ -1,0 +1,196 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outboxd/outboxd/outbox/pgtx"
+)
+
+// Message is one delivered message of a batch for ProcessBatch: its id and
+// the effect to run, once, in the batch's transaction.
+type Message struct {
+	// ID is the message id the inbox remembers; it must not be the zero UUID.
+	ID uuid.UUID
+	// Effect writes the message's effect with tx. An error undoes this
+	// message's effect and inbox row only, not the rest of the batch. A nil
+	// Effect only records the message.
+	Effect func(ctx context.Context, tx pgx.Tx) error
+}
+
+// Outcome is what ProcessBatch did with one message of the batch.
+type Outcome struct {
+	// ID is the message's id.
+	ID uuid.UUID
+	// Done reports that this call ran the effect and recorded the message.
+	Done bool
+	// Err is the message's own failure (its effect, or ErrNoMessageID):
+	// nothing of it was written, so let the broker redeliver it.
+	Err error
+}
+
+// Duplicate reports that the inbox had already recorded the message, so the
+// effect was not run: acknowledge it.
+func (o Outcome) Duplicate() bool { return !o.Done && o.Err == nil }
+
+// ProcessBatch is Process for many messages of one handler in one
+// transaction: it finds the messages the inbox has not seen in one
+// statement, runs the effects of those in order, each inside a savepoint, and
+// commits the effects and inbox rows together. It returns one Outcome per
+// message, in the order of batch.
+//
+// A message whose effect fails is isolated: its savepoint rolls back, its
+// inbox row is removed, its Outcome carries the error, and the other messages
+// are committed as if it had not been in the batch. Redelivering a batch
+// changes nothing: every message is a Duplicate. A message id that appears
+// twice in batch is processed once; its later copies are Duplicates (or carry
+// the first copy's error). Concurrent batches that share messages are safe:
+// a message is recorded by the first transaction to commit, and the others
+// wait for it and see a Duplicate.
+//
+// A non-nil error means the batch as a whole failed (begin, the inbox
+// statement, a savepoint or the commit): nothing was written, and the
+// outcomes are nil.
+func ProcessBatch(ctx context.Context, db Beginner, handler string, batch []Message) ([]Outcome, error) {
+	if handler == "" {
+		return nil, ErrNoHandler
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: begin batch: %w", handler, err)
+	}
+	defer pgtx.Rollback(ctx, tx)
+	outcomes, err := ProcessBatchTx(ctx, tx, handler, batch)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("inbox %s: commit batch of %d: %w", handler, len(batch), err)
+	}
+	return outcomes, nil
+}
+
+// ProcessBatchTx is ProcessBatch inside the caller's transaction tx: the
+// records and effects of the Done messages become visible when tx commits,
+// and vanish if it rolls back. After an error the caller must roll tx back.
+func ProcessBatchTx(ctx context.Context, tx pgx.Tx, handler string, batch []Message) ([]Outcome, error) {
+	if handler == "" {
+		return nil, ErrNoHandler
+	}
+	outcomes := make([]Outcome, len(batch))
+	first := make(map[uuid.UUID]int, len(batch)) // id → index of its first copy
+	ids := make([]uuid.UUID, 0, len(batch))
+	for i, m := range batch {
+		outcomes[i].ID = m.ID
+		if m.ID == uuid.Nil {
+			outcomes[i].Err = ErrNoMessageID
+			continue
+		}
+		if _, ok := first[m.ID]; !ok {
+			first[m.ID] = i
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return outcomes, nil
+	}
+
+	unseen, err := insertBatch(ctx, tx, handler, ids)
+	if err != nil {
+		return nil, err
+	}
+	var failed []uuid.UUID
+	for i, m := range batch {
+		if first[m.ID] != i || !unseen[m.ID] {
+			continue
+		}
+		if err := runIsolated(ctx, tx, m); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("inbox %s: batch: %w", handler, ctx.Err())
+			}
+			if _, ok := err.(*savepointError); ok {
+				return nil, fmt.Errorf("inbox %s: batch: %w", handler, err)
+			}
+			outcomes[i].Err = fmt.Errorf("inbox %s: message %s: %w", handler, m.ID, err)
+			failed = append(failed, m.ID)
+			continue
+		}
+		outcomes[i].Done = true
+	}
+	if len(failed) > 0 {
+		if _, err := tx.Exec(ctx,
+			`DELETE FROM inbox WHERE handler = $1 AND message_id = ANY($2::uuid[])`,
+			handler, failed,
+		); err != nil {
+			return nil, fmt.Errorf("inbox %s: forget %d failed messages: %w", handler, len(failed), err)
+		}
+	}
+	for i, m := range batch {
+		if j, ok := first[m.ID]; ok && j != i {
+			outcomes[i].Err = outcomes[j].Err // a later copy: a duplicate unless the first failed
+		}
+	}
+	return outcomes, nil
+}
+
+// insertBatch records ids for handler and returns the ones this call
+// recorded: the messages the inbox had not seen. The ids are inserted in
+// sorted order so that two batches sharing messages take their row locks in
+// the same order and wait for each other instead of deadlocking.
+func insertBatch(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	rows, err := tx.Query(ctx,
+		`INSERT INTO inbox (handler, message_id)
+		 SELECT $1, id FROM unnest($2::uuid[]) WITH ORDINALITY AS m(id, n) ORDER BY n
+		 ON CONFLICT DO NOTHING
+		 RETURNING message_id`,
+		handler, sorted,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: record batch of %d: %w", handler, len(ids), err)
+	}
+	recorded, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: record batch of %d: %w", handler, len(ids), err)
+	}
+	unseen := make(map[uuid.UUID]bool, len(recorded))
+	for _, id := range recorded {
+		unseen[id] = true
+	}
+	return unseen, nil
+}
+
+// savepointError is a failure of the savepoint itself, which leaves the
+// transaction unusable, as opposed to a failure of the message's effect.
+type savepointError struct{ err error }
+
+func (e *savepointError) Error() string { return "savepoint: " + e.err.Error() }
+func (e *savepointError) Unwrap() error { return e.err }
+
+// runIsolated runs m's effect inside a savepoint and undoes it alone if it
+// fails.
+func runIsolated(ctx context.Context, tx pgx.Tx, m Message) error {
+	sp, err := tx.Begin(ctx) // a pgx.Tx's Begin is a SAVEPOINT
+	if err != nil {
+		return &savepointError{err}
+	}
+	if m.Effect == nil {
+		m.Effect = func(context.Context, pgx.Tx) error { return nil }
+	}
+	if err := m.Effect(ctx, sp); err != nil {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return &savepointError{rbErr}
+		}
+		return err
+	}
+	if err := sp.Commit(ctx); err != nil { // RELEASE SAVEPOINT
+		return &savepointError{err}
+	}
+	return nil
+}
