@@ -47,6 +47,10 @@ const (
 	RetryMaxIntervalDefault = 10 * time.Second
 	// HandlerTimeoutDefault is the default Config.HandlerTimeout.
 	HandlerTimeoutDefault = 30 * time.Second
+	// BatchSizeDefault is the default Config.BatchSize.
+	BatchSizeDefault = 100
+	// BatchWaitDefault is the default Config.BatchWait.
+	BatchWaitDefault = 5 * time.Millisecond
 )
 
 // Config tunes a Worker.
@@ -71,6 +75,13 @@ type Config struct {
 	// HandlerTimeout bounds each attempt at a message. Defaults to
 	// HandlerTimeoutDefault (30 s).
 	HandlerTimeout time.Duration
+	// BatchSize caps how many messages the profile and audit handlers
+	// write in one transaction. Defaults to BatchSizeDefault (100).
+	BatchSize int
+	// BatchWait is the longest a batch waits for more messages after its
+	// first; it never waits when it holds every message in flight.
+	// Defaults to BatchWaitDefault (5 ms).
+	BatchWait time.Duration
 	// Services run in the worker's router beside the handlers, and stop
 	// with it. Defaults to none.
 	Services []Service
@@ -95,6 +106,8 @@ func (c Config) WithDefaults() Config {
 	c.RetryInitialInterval = cmp.Or(c.RetryInitialInterval, RetryInitialIntervalDefault)
 	c.RetryMaxInterval = cmp.Or(c.RetryMaxInterval, RetryMaxIntervalDefault)
 	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, HandlerTimeoutDefault)
+	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
+	c.BatchWait = cmp.Or(c.BatchWait, BatchWaitDefault)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
@@ -128,6 +141,12 @@ func (c Config) validate() error {
 	}
 	if c.HandlerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("Config.HandlerTimeout: must not be negative, got %s", c.HandlerTimeout))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("Config.BatchSize: must be at least 1, got %d", c.BatchSize))
+	}
+	if c.BatchWait < 0 {
+		errs = append(errs, fmt.Errorf("Config.BatchWait: must not be negative, got %s", c.BatchWait))
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,15 @@
 // message id, so the rare repeat (a crash between send and record) is
 // recognisable.
 //
+// profile and audit write in batches: each message's attempt, inside the
+// middleware below, hands its effect to its handler's batcher and waits for
+// its own outcome. A batch (up to Config.BatchSize messages, waiting at most
+// Config.BatchWait, and not at all once it holds every attempt in flight) is
+// one inbox.ProcessBatch transaction with a savepoint per message, so a
+// failing message fails alone and goes through retries and dead letters
+// like any other. Batches grow only when the transport hands over several
+// messages at once.
+//
 // The nestjs handler (HandlerNestJS, run only when named) delivers events
 // to NestJS consumers through Config.NestJS (package internal/nestjs), one
 // router handler per topic it delivers, all in consumer group

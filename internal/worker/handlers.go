@@ -46,8 +46,13 @@ func (w *Worker) effects() map[string]effect {
 // handle adapts an effect to Watermill: it decodes the message (an invalid
 // one is a poison message) and counts duplicates.
 func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc {
+	b := w.batchers[handler]
 	return func(msg *message.Message) error {
 		ctx := msg.Context()
+		if b != nil {
+			b.enter()
+			defer b.leave()
+		}
 		id, err := messageID(msg)
 		if err != nil {
 			return err
@@ -69,22 +74,26 @@ func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc
 }
 
 // createProfile inserts the user's profile with the name from the event and
-// the table's defaults for the rest, once per message.
+// the table's defaults for the rest, once per message, in a batch with the
+// other profile messages in flight.
 func (w *Worker) createProfile(ctx context.Context, d delivery) (bool, error) {
-	return inbox.Process(ctx, w.pool, HandlerProfile, d.id, func(ctx context.Context, tx pgx.Tx) error {
+	return w.batchers[HandlerProfile].process(ctx, d.id, func(ctx context.Context, tx pgx.Tx) error {
 		return profile.Create(ctx, tx, d.event.UserID, d.event.Name)
 	})
 }
 
 // appendAudit appends user.created to audit_log, once per message. The
 // record's time is when the user was created, not when the worker got to it.
-func (w *Worker) appendAudit(ctx context.Context, d delivery) (bool, error) {
-	return inbox.Process(ctx, w.pool, HandlerAudit, d.id, func(ctx context.Context, tx pgx.Tx) error {
+// It is written in a batch with the other audit messages in flight; the
+// correlation id comes from the message's own context.
+func (w *Worker) appendAudit(msgCtx context.Context, d delivery) (bool, error) {
+	correlation := correlationID(msgCtx)
+	return w.batchers[HandlerAudit].process(msgCtx, d.id, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 INSERT INTO audit_log (event, actor, subject, occurred_at, correlation_id, message_id, payload)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
 			event.TopicUserCreated, AuditActorSignup, d.event.UserID.String(), d.event.CreatedAt,
-			correlationID(ctx), d.id, string(d.payload))
+			correlation, d.id, string(d.payload))
 		if err != nil {
 			return fmt.Errorf("append audit record of user %s: %w", d.event.UserID, err)
 		}

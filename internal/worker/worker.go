@@ -32,6 +32,7 @@ type Worker struct {
 	cfg       Config
 	logger    *slog.Logger
 	metrics   *handlerMetrics
+	batchers  map[string]*batcher // the database handlers' batches
 
 	mu     sync.Mutex
 	ran    bool
@@ -65,6 +66,10 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		cfg:       cfg,
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
+		batchers: map[string]*batcher{
+			HandlerProfile: newBatcher(HandlerProfile, pool, cfg),
+			HandlerAudit:   newBatcher(HandlerAudit, pool, cfg),
+		},
 	}, nil
 }
 
@@ -128,6 +133,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.router = router
 	w.mu.Unlock()
+
+	batchCtx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
+	var batchers sync.WaitGroup
+	for _, name := range w.cfg.Handlers {
+		if b := w.batchers[name]; b != nil {
+			batchers.Go(func() { b.run(batchCtx) })
+		}
+	}
+	// The batchers outlive ctx until the router has ended the attempts in
+	// flight, so that a batch being written finishes rather than fails.
+	defer batchers.Wait()
+	defer stopBatchers()
 
 	stopped := make(chan struct{})
 	defer close(stopped)

@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outboxd/outboxd/outbox/inbox"
+)
+
+// batcher gathers the messages one database handler works on at the same
+// time into batches for inbox.ProcessBatch, below the middleware: each
+// message's attempt submits its effect and waits for its own outcome, so
+// retries, dead letters, metrics and traces stay per message.
+//
+// A batch is written when it holds size messages, when wait has passed since
+// its first message, or at once when it holds every attempt in flight: an
+// idle worker adds no latency. One batch is written at a time; the attempts
+// that arrive meanwhile form the next one.
+type batcher struct {
+	handler string
+	db      inbox.Beginner
+	size    int
+	wait    time.Duration
+	timeout time.Duration // bounds one batch's transaction
+
+	inFlight atomic.Int64 // attempts between enter and leave
+	requests chan *batchRequest
+}
+
+type batchRequest struct {
+	ctx     context.Context
+	message inbox.Message
+	result  chan inbox.Outcome // buffered: the batcher never blocks on it
+}
+
+func newBatcher(handler string, db inbox.Beginner, cfg Config) *batcher {
+	return &batcher{
+		handler:  handler,
+		db:       db,
+		size:     cfg.BatchSize,
+		wait:     cfg.BatchWait,
+		timeout:  cfg.HandlerTimeout,
+		requests: make(chan *batchRequest),
+	}
+}
+
+// enter counts an attempt in flight from its start, so that a batch waits
+// for attempts still decoding their message; leave ends the count.
+func (b *batcher) enter() { b.inFlight.Add(1) }
+func (b *batcher) leave() { b.inFlight.Add(-1) }
+
+// process runs fn for message id in the next batch and returns done ==
+// false for a message the inbox had already seen, as inbox.Process does.
+// fn's context is the batch's; values of the message's own context (its
+// correlation id) must be taken from ctx. If ctx ends first, process returns
+// its error: the message is nacked, and if its batch commits after all, the
+// redelivery is a duplicate.
+func (b *batcher) process(ctx context.Context, id uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) (bool, error) {
+	req := &batchRequest{ctx: ctx, message: inbox.Message{ID: id, Effect: fn}, result: make(chan inbox.Outcome, 1)}
+	select {
+	case b.requests <- req:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case o := <-req.result:
+		return o.Done, o.Err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// run collects and writes batches until ctx ends.
+func (b *batcher) run(ctx context.Context) {
+	for {
+		var batch []*batchRequest
+		select {
+		case r := <-b.requests:
+			batch = append(batch, r)
+		case <-ctx.Done():
+			return
+		}
+		timer := time.NewTimer(b.wait)
+	collect:
+		for len(batch) < b.size && int64(len(batch)) < b.inFlight.Load() {
+			select {
+			case r := <-b.requests:
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			case <-ctx.Done():
+				timer.Stop()
+				return // the waiting attempts end with their own contexts
+			}
+		}
+		timer.Stop()
+		b.write(ctx, batch)
+	}
+}
+
+// write processes batch in one transaction and hands each request its
+// outcome. A failure of the batch as a whole is every message's error; the
+// retries then meet again in a later batch.
+func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
+	live := batch[:0]
+	for _, r := range batch {
+		if r.ctx.Err() == nil { // an attempt that gave up is nacked already
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	messages := make([]inbox.Message, len(live))
+	for i, r := range live {
+		messages[i] = r.message
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	outcomes, err := inbox.ProcessBatch(ctx, b.db, b.handler, messages)
+	for i, r := range live {
+		if err != nil {
+			r.result <- inbox.Outcome{ID: r.message.ID, Err: err}
+			continue
+		}
+		r.result <- outcomes[i]
+	}
+}
