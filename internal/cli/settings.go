@@ -77,7 +77,14 @@ func (f RelayFlags) validate() error {
 }
 
 func (f WorkerFlags) validate() error {
-	return errors.Join(checkKeep("INBOX_RETENTION", f.InboxRetention, inbox.MinPruneAge), f.NestJSFlags.validate(f.Handlers))
+	var errs []error
+	if f.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("WORKER_BATCH_SIZE=%d: must be at least 1", f.BatchSize))
+	}
+	if f.BatchWait < 0 {
+		errs = append(errs, fmt.Errorf("WORKER_BATCH_WAIT=%s: must not be negative", f.BatchWait))
+	}
+	return errors.Join(append(errs, checkKeep("INBOX_RETENTION", f.InboxRetention, inbox.MinPruneAge), f.NestJSFlags.validate(f.Handlers))...)
 }
 
 // Validate is called by kong after parsing: bad settings fail before
