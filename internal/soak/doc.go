@@ -22,6 +22,14 @@
 // the promoted server creates a new slot and publishes what the table holds
 // before streaming: every row that survived the failover is published.
 //
+// TestWALKeyOrderAcrossKilledRelays runs three WAL-capturing relays while
+// one writer per key commits transactions of one to five messages over 20
+// keys, each numbered in its key's sequence, and kills the leading relay with
+// SIGKILL twice (restarting it): every committed message is received, each
+// key's first deliveries come in commit order with no gap (re-sends after a
+// kill are counted), the outbox drains, and the one slot is taken over,
+// never resynced after its creation.
+//
 // TestSoakLong is the long soak, not run in CI: an opt-in by environment
 // variable, independent of -short. Without OUTBOXD_SOAK_DURATION it returns
 // at once; with it, the API, two relays and the worker run against an

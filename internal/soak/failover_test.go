@@ -67,7 +67,7 @@ func TestFailoverToAPromotedStandby(t *testing.T) {
 	natsURL, stopNATS, err := broker.StartEmbeddedNATS(ctx, t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(stopNATS)
-	seen := subscribe(t, natsURL)
+	seen := subscribe(t, natsURL, failoverTopic)
 
 	var relays []*process
 	var admins []string
@@ -271,23 +271,32 @@ func (w *writer) since(t time.Time) []uuid.UUID {
 
 func (w *writer) all() []uuid.UUID { return w.since(time.Time{}) }
 
-// seenSet is the message ids a subscriber received.
+// seenSet is the message ids a subscriber received, and every delivery in
+// the order it came.
 type seenSet struct {
-	mu  sync.Mutex
-	ids map[uuid.UUID]bool
+	mu         sync.Mutex
+	ids        map[uuid.UUID]bool
+	deliveries []delivery
 }
 
-// subscribe consumes failoverTopic in a group of its own, acking every
-// message, until t ends.
-func subscribe(t *testing.T, natsURL string) *seenSet {
+// delivery is one message as the subscriber received it: a message sent
+// again is delivered again.
+type delivery struct {
+	id       uuid.UUID
+	metadata map[string]string
+}
+
+// subscribe consumes topic in a group of its own, one message at a time
+// (so in the stream's order), acking every message, until t ends.
+func subscribe(t *testing.T, natsURL, topic string) *seenSet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testlog.Buffer{}
 	sub, err := broker.NewSubscriber(ctx, broker.Config{
 		Kind: broker.KindNATS, URL: natsURL, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}, "failover")
+	}, "soak")
 	require.NoError(t, err)
-	msgs, err := sub.Subscribe(ctx, failoverTopic)
+	msgs, err := sub.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	s := &seenSet{ids: map[uuid.UUID]bool{}}
 	done := make(chan struct{})
@@ -298,6 +307,7 @@ func subscribe(t *testing.T, natsURL string) *seenSet {
 			if err == nil {
 				s.mu.Lock()
 				s.ids[id] = true
+				s.deliveries = append(s.deliveries, delivery{id: id, metadata: m.Metadata})
 				s.mu.Unlock()
 			}
 			m.Ack()
@@ -331,6 +341,13 @@ func (s *seenSet) missing(want []uuid.UUID) []uuid.UUID {
 		}
 	}
 	return out
+}
+
+// received returns every delivery so far, in the order they came.
+func (s *seenSet) received() []delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]delivery(nil), s.deliveries...)
 }
 
 func (s *seenSet) all() []uuid.UUID {
