@@ -78,6 +78,9 @@ func (f RelayFlags) validate() error {
 
 func (f WorkerFlags) validate() error {
 	var errs []error
+	if f.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("WORKER_CONCURRENCY=%d: must be at least 1", f.Concurrency))
+	}
 	if f.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("WORKER_BATCH_SIZE=%d: must be at least 1", f.BatchSize))
 	}

@@ -30,10 +30,11 @@ type WorkerCmd struct {
 
 // WorkerFlags select and tune the handlers; shared by worker and dev.
 type WorkerFlags struct {
-	Handlers   []string      `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit, nestjs)."`
-	MaxRetries int           `name:"max-retries" env:"WORKER_MAX_RETRIES" default:"5" help:"Retries of a failing message before it is dead-lettered."`
-	BatchSize  int           `name:"worker-batch-size" env:"WORKER_BATCH_SIZE" default:"100" help:"Most messages the profile and audit handlers write in one transaction."`
-	BatchWait  time.Duration `name:"worker-batch-wait" env:"WORKER_BATCH_WAIT" default:"5ms" help:"Longest a batch waits for more messages; it never waits when it holds every message in flight."`
+	Handlers    []string      `name:"handlers" env:"WORKER_HANDLERS" default:"email,profile,audit" help:"Handlers to run (email, profile, audit, nestjs)."`
+	MaxRetries  int           `name:"max-retries" env:"WORKER_MAX_RETRIES" default:"5" help:"Retries of a failing message before it is dead-lettered."`
+	Concurrency int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"16" help:"Messages each handler holds unacknowledged and works on at once, never two of one key."`
+	BatchSize   int           `name:"worker-batch-size" env:"WORKER_BATCH_SIZE" default:"100" help:"Most messages the profile and audit handlers write in one transaction."`
+	BatchWait   time.Duration `name:"worker-batch-wait" env:"WORKER_BATCH_WAIT" default:"5ms" help:"Longest a batch waits for more messages; it never waits when it holds every message in flight."`
 	// The default outlives a week-long broker outage's redeliveries.
 	InboxRetention time.Duration `name:"inbox-retention" env:"INBOX_RETENTION" default:"168h" help:"How long handlers remember a processed message (keep it longer than the broker may redeliver one); 0 keeps rows forever, otherwise at least 1h."`
 	NestJSFlags
@@ -42,7 +43,8 @@ type WorkerFlags struct {
 func (f WorkerFlags) config(logger *slog.Logger, reg prometheus.Registerer) worker.Config {
 	return worker.Config{
 		Handlers: f.Handlers, MaxRetries: f.MaxRetries, BatchSize: f.BatchSize, BatchWait: f.BatchWait,
-		Logger: logger, Registerer: reg,
+		Concurrency: f.Concurrency,
+		Logger:      logger, Registerer: reg,
 	}
 }
 

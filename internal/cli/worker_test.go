@@ -97,6 +97,7 @@ func TestBadSettingsFailAtStartUp(t *testing.T) {
 		{[]string{"api", "--idempotency-key-ttl", "30m"}, "IDEMPOTENCY_KEY_TTL=30m0s: must be 0 (keep forever) or at least 1h0m0s"},
 		{[]string{"worker", "--handlers", "profile", "--inbox-retention", "10m"}, "INBOX_RETENTION=10m0s: must be 0 (keep forever) or at least 1h0m0s"},
 		{[]string{"dev", "--inbox-retention", "1s"}, "INBOX_RETENTION=1s"},
+		{[]string{"worker", "--handlers", "profile", "--worker-concurrency", "0"}, "WORKER_CONCURRENCY=0: must be at least 1"},
 		{[]string{"worker", "--handlers", "profile", "--worker-batch-size", "0"}, "WORKER_BATCH_SIZE=0: must be at least 1"},
 		{[]string{"worker", "--handlers", "profile", "--worker-batch-wait=-1ms"}, "WORKER_BATCH_WAIT=-1ms: must not be negative"},
 		{[]string{"api", "--profile-request-timeout", "10s", "--request-timeout", "5s"}, "PROFILE_REQUEST_TIMEOUT=10s must be shorter than REQUEST_TIMEOUT=5s"},

@@ -47,6 +47,8 @@ const (
 	RetryMaxIntervalDefault = 10 * time.Second
 	// HandlerTimeoutDefault is the default Config.HandlerTimeout.
 	HandlerTimeoutDefault = 30 * time.Second
+	// ConcurrencyDefault is the default Config.Concurrency.
+	ConcurrencyDefault = 16
 	// BatchSizeDefault is the default Config.BatchSize.
 	BatchSizeDefault = 100
 	// BatchWaitDefault is the default Config.BatchWait.
@@ -75,6 +77,12 @@ type Config struct {
 	// HandlerTimeout bounds each attempt at a message. Defaults to
 	// HandlerTimeoutDefault (30 s).
 	HandlerTimeout time.Duration
+	// Concurrency caps the messages each handler holds unacknowledged,
+	// working on them at once but never on two of the same key: a message
+	// waits for the one of its key before it. How many the broker hands
+	// over at once is the broker's setting. Defaults to ConcurrencyDefault
+	// (16).
+	Concurrency int
 	// BatchSize caps how many messages the profile and audit handlers
 	// write in one transaction. Defaults to BatchSizeDefault (100).
 	BatchSize int
@@ -106,6 +114,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryInitialInterval = cmp.Or(c.RetryInitialInterval, RetryInitialIntervalDefault)
 	c.RetryMaxInterval = cmp.Or(c.RetryMaxInterval, RetryMaxIntervalDefault)
 	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, HandlerTimeoutDefault)
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
 	c.BatchWait = cmp.Or(c.BatchWait, BatchWaitDefault)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
@@ -141,6 +150,9 @@ func (c Config) validate() error {
 	}
 	if c.HandlerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("Config.HandlerTimeout: must not be negative, got %s", c.HandlerTimeout))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("Config.Concurrency: must be at least 1, got %d", c.Concurrency))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("Config.BatchSize: must be at least 1, got %d", c.BatchSize))

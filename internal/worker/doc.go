@@ -14,6 +14,12 @@
 // message id, so the rare repeat (a crash between send and record) is
 // recognisable.
 //
+// Each handler holds at most Config.Concurrency messages unacknowledged and
+// works on them at once, but never on two messages of one key (metadata
+// key, the user's id): a message waits, in arrival order, until the one of
+// its key before it is acked or nacked, retries and dead letter included.
+// How many messages a transport hands over at once is its own setting.
+//
 // profile and audit write in batches: each message's attempt, inside the
 // middleware below, hands its effect to its handler's batcher and waits for
 // its own outcome. A batch (up to Config.BatchSize messages, waiting at most

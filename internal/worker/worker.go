@@ -117,6 +117,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker: subscriber for %s (group %s): %w", name, Group(name), err)
 		}
 		subs = append(subs, sub)
+		sub = keyOrdered{Subscriber: sub, limit: w.cfg.Concurrency}
 		for _, r := range w.routes(name, effects) {
 			h := router.AddConsumerHandler(r.name, r.topic, sub, r.fn)
 			h.AddMiddleware(w.middleware(name)...)
