@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/bench"
+	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/cli"
 	"github.com/outboxd/outboxd/internal/pgtest"
 )
@@ -32,6 +33,10 @@ func tinyConfig(t *testing.T) bench.Config {
 		LongTx:      500 * time.Millisecond,
 		// Short windows: the idle figures are then noise, but they come out.
 		IdleDuration: time.Second,
+		// Every transport runs: NATS embedded, RabbitMQ and Redis on their
+		// local ports, Kafka on an in-process kfake unless KAFKA_BROKERS
+		// names a cluster.
+		KafkaBrokers: os.Getenv("KAFKA_BROKERS"),
 		OutDir:       t.TempDir(),
 	}
 }
@@ -58,6 +63,14 @@ var wantFigures = map[string][]struct {
 	"capture": {
 		{"sustained capture, first commit → last row out: relay in wal, no-op publisher vs raw pglogrepl receive loop", true},
 		{"writers' commit rate meanwhile", false},
+	},
+	"relay": {
+		{"no-op publisher vs raw claim-and-delete SQL loop", false},
+		{"NATS JetStream vs raw nats.go PublishAsync loop", true},
+		{"RabbitMQ vs raw amqp091 loop, publisher confirms", true},
+		{"Redis Streams vs raw go-redis pipelined XADD loop", true},
+		{"Kafka (", true},
+		{"PostgreSQL (watermill-sql) vs raw claim-and-delete SQL loop", true},
 	},
 	"idle": {
 		{"relay in wal: transactions/s it causes on an empty outbox, net of the baseline", true},
@@ -162,12 +175,39 @@ func TestCommandLineRunsBenchmark(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestCommandLineChoosesTransports runs `outboxd bench relay --brokers
+// redis`: the relay drains to Redis alone beside its raw loop, and an
+// unknown transport fails before anything runs.
+func TestCommandLineChoosesTransports(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(context.Background(), []string{"bench", "relay",
+		"--database-url", pgtest.AdminURL(), "--messages", "300", "--brokers", "redis", "--out", dir,
+	}, &stdout, &stderr)
+	require.Zero(t, code, stderr.String())
+	require.Contains(t, stdout.String(), "Redis Streams vs raw go-redis pipelined XADD loop")
+	require.Contains(t, stdout.String(), "no-op publisher vs raw claim-and-delete SQL loop")
+	for _, other := range []string{"NATS JetStream vs", "RabbitMQ vs", "Kafka (", "PostgreSQL (watermill-sql) vs"} {
+		require.NotContains(t, stdout.String(), other)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	code = cli.Main(context.Background(), []string{"bench", "relay",
+		"--database-url", pgtest.AdminURL(), "--brokers", "nats,mqtt", "--out", dir,
+	}, &stdout, &stderr)
+	require.NotZero(t, code)
+	require.Contains(t, stderr.String(), `--brokers: unknown broker kind "mqtt"`)
+}
+
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
 		Duration: -time.Second, Rate: -1, LongTx: -time.Second, IdleDuration: -time.Second, TxRows: -1,
+		Brokers: []broker.Kind{"mqtt"},
 	})
-	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows", "Brokers"} {
 		require.ErrorContains(t, err, field)
 	}
 

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
+
+	"github.com/outboxd/outboxd/internal/broker"
 )
 
 // Defaults of Config.
@@ -33,6 +36,10 @@ const (
 	DatabaseURLDefault = "postgres://postgres@localhost:5432/postgres?sslmode=disable"
 )
 
+// BrokersDefault are the transports the relay benchmark drains to, in
+// the order it runs them: every one outboxd publishes to.
+var BrokersDefault = []broker.Kind{broker.KindNATS, broker.KindAMQP, broker.KindRedis, broker.KindKafka, broker.KindPostgres}
+
 // Config tunes a benchmark run.
 type Config struct {
 	// DatabaseURL names the PostgreSQL server to measure; a fresh database
@@ -42,6 +49,19 @@ type Config struct {
 	// BrokerURL is the NATS server to publish to; empty starts an embedded
 	// NATS JetStream server on a free loopback port. Defaults to "".
 	BrokerURL string
+	// Brokers are the transports the relay benchmark drains to, each beside
+	// its raw client loop. Defaults to BrokersDefault (all of them).
+	Brokers []broker.Kind
+	// AMQPURL is the RabbitMQ of the relay benchmark. Defaults to
+	// broker.AMQPURLDefault (127.0.0.1:5672, guest/guest).
+	AMQPURL string
+	// RedisURL is the Redis of the relay benchmark. Defaults to
+	// broker.RedisURLDefault (127.0.0.1:6379, database 0).
+	RedisURL string
+	// KafkaBrokers is the Kafka cluster (comma-separated host:port) of the
+	// relay benchmark; empty starts an in-process kfake cluster
+	// (github.com/twmb/franz-go/pkg/kfake) of three brokers. Defaults to "".
+	KafkaBrokers string
 	// Duration is how long each measured point (one client count, one
 	// variant) runs, and the length of a latency run. Defaults to
 	// DurationDefault (5 s).
@@ -90,6 +110,11 @@ func (c Config) WithDefaults() Config {
 	c.IdleDuration = cmp.Or(c.IdleDuration, IdleDurationDefault)
 	c.TxRows = cmp.Or(c.TxRows, TxRowsDefault)
 	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
+	c.AMQPURL = cmp.Or(c.AMQPURL, broker.AMQPURLDefault)
+	c.RedisURL = cmp.Or(c.RedisURL, broker.RedisURLDefault)
+	if len(c.Brokers) == 0 {
+		c.Brokers = slices.Clone(BrokersDefault)
+	}
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
@@ -126,6 +151,11 @@ func (c Config) validate() error {
 	}
 	if c.TxRows <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: TxRows must be positive, got %d", c.TxRows))
+	}
+	for _, k := range c.Brokers {
+		if !slices.Contains(BrokersDefault, k) {
+			errs = append(errs, fmt.Errorf("bench config: Brokers: unknown broker %q (one of %v)", k, BrokersDefault))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,13 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,108 +20,211 @@ import (
 // loop's retry does.
 const drainPollInterval = 10 * time.Millisecond
 
-// rawPublishWindow is how many publishes the raw async JetStream loop keeps
-// unacknowledged at once.
-const rawPublishWindow = 512
+// Issue 12's targets: the relay's drain rate as a share of the raw loop's,
+// into a broker and into PostgreSQL through watermill-sql.
+const (
+	relayBrokerTarget   = 0.4
+	relayPostgresTarget = 0.2
+)
 
-// runRelay drains a pre-filled backlog (a) with a no-op publisher against
-// the raw claim-and-delete loop, (b) into NATS JetStream against raw
-// nats.go publish loops of the same messages, and (c) into PostgreSQL
-// through watermill-sql against the raw claim-and-delete loop.
-func runRelay(ctx context.Context, e *env) ([]Table, error) {
-	n := e.cfg.Messages
-	if n == 0 {
-		n = MessagesDefault
+// transportNames name each transport in the relay benchmark's rows.
+var transportNames = map[broker.Kind]string{
+	broker.KindNATS:     "NATS JetStream",
+	broker.KindAMQP:     "RabbitMQ",
+	broker.KindRedis:    "Redis Streams",
+	broker.KindKafka:    "Kafka",
+	broker.KindPostgres: "PostgreSQL (watermill-sql)",
+}
+
+// rawLoopName names kind's raw loop in the relay benchmark's rows.
+func (e *env) rawLoopName(kind broker.Kind) string {
+	switch kind {
+	case broker.KindNATS:
+		return fmt.Sprintf("raw nats.go PublishAsync loop (PublishAsyncMaxPending %d)", rawNATSWindow)
+	case broker.KindAMQP:
+		return fmt.Sprintf("raw amqp091 loop, publisher confirms, %d outstanding", rawAMQPWindow)
+	case broker.KindRedis:
+		return fmt.Sprintf("raw go-redis pipelined XADD loop, runs of %d", rawRedisRun)
+	case broker.KindKafka:
+		return "raw sarama idempotent AsyncProducer loop"
 	}
+	return "raw claim-and-delete SQL loop"
+}
+
+// transportName names kind in the relay benchmark's rows; Kafka's says
+// which cluster: the in-process kfake or that of Config.KafkaBrokers
+// (--kafka-brokers, KAFKA_BROKERS).
+func (e *env) transportName(kind broker.Kind) string {
+	if kind == broker.KindKafka {
+		if e.cfg.KafkaBrokers == "" {
+			return "Kafka (kfake, in-process)"
+		}
+		return "Kafka (KAFKA_BROKERS cluster)"
+	}
+	return transportNames[kind]
+}
+
+// runRelay drains a pre-filled backlog with a no-op publisher against the
+// raw claim-and-delete loop, then, per transport of Config.Brokers, into
+// the broker against the transport's raw client loop publishing the same
+// kind of rows (payloads and headers) to the same destination, and into
+// PostgreSQL through watermill-sql against the raw claim-and-delete loop.
+func runRelay(ctx context.Context, e *env) ([]Table, error) {
+	n := cmp.Or(e.cfg.Messages, MessagesDefault)
 	lanes := e.concurrency(relay.ConcurrencyDefault)
 
-	// (a) the relay's own overhead.
+	// The relay's own overhead, and PostgreSQL's ceiling.
 	var rawCount atomic.Int64
 	if err := e.fill(ctx, n); err != nil {
 		return nil, err
 	}
-	stop := progress(e.cfg.Progress, "relay (a) raw claim-and-delete", int64(n), &rawCount)
+	stop := progress(e.cfg.Progress, "relay: raw claim-and-delete", int64(n), &rawCount)
 	t0 := time.Now()
 	err := rawDrain(ctx, e.pool, relay.BatchSizeDefault, n, &rawCount)
-	rawTook := time.Since(t0)
+	rawSQLRate := float64(n) / time.Since(t0).Seconds()
 	stop()
 	if err != nil {
 		return nil, err
 	}
-	noop := &countingPublisher{}
-	noopRate, err := e.relayDrain(ctx, "relay (a) no-op publisher", noop, n)
+	noopRate, err := e.relayDrain(ctx, "relay: no-op publisher", &countingPublisher{}, n)
 	if err != nil {
 		return nil, err
 	}
+	rows := []Row{{Figure: "no-op publisher vs raw claim-and-delete SQL loop", Unit: "msg/s", Ours: noopRate, Baseline: rawSQLRate}}
 
-	// (b) the broker's ceiling.
-	pub, err := broker.NewPublisher(ctx, e.brokerConfig())
-	if err != nil {
-		return nil, err
+	// One topic of the run's on every broker, so that nothing else on a
+	// shared RabbitMQ, Redis or Kafka mixes with it.
+	topic := "bench_" + randomHex(4) + ".user.created"
+	var backlog []rawRow
+	for _, kind := range e.cfg.Brokers {
+		if kind != broker.KindPostgres && backlog == nil {
+			if backlog, err = e.backlogRows(ctx, n); err != nil {
+				return nil, err
+			}
+		}
+		relayRate, rawRate, err := e.relayVsRaw(ctx, kind, topic, n, backlog)
+		if err != nil {
+			return nil, err
+		}
+		target := relayBrokerTarget
+		if kind == broker.KindPostgres {
+			rawRate, target = rawSQLRate, relayPostgresTarget
+		}
+		r := Row{Figure: fmt.Sprintf("%s vs %s", e.transportName(kind), e.rawLoopName(kind)), Unit: "msg/s", Ours: relayRate, Baseline: rawRate}
+		r.Goal = goal(r.Ratio() >= target, "≥ %.1f", target)
+		rows = append(rows, r)
+		if kind == broker.KindPostgres {
+			continue
+		}
+		// The relay's claims and deletes and the broker share the cores:
+		// draining to the broker costs at least the no-op drain's time
+		// plus the raw loop's.
+		if combined := 1 / (1/noopRate + 1/rawRate); combined/rawRate < target {
+			rows = append(rows, Row{
+				Figure: fmt.Sprintf("%s: combined ceiling 1/(1/no-op + 1/raw) on shared cores, no-op drain %.0f msg/s, vs %s",
+					e.transportName(kind), noopRate, e.rawLoopName(kind)),
+				Unit: "msg/s", Ours: combined, Baseline: rawRate,
+			})
+		}
 	}
-	defer pub.Close()
-	natsPub := &countingPublisher{pub: pub}
-	natsRate, err := e.relayDrain(ctx, "relay (b) NATS JetStream", natsPub, n)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := e.backlogMessages(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	js, closeJS, err := e.jetStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer closeJS()
-	asyncRate, err := rawPublishAsync(ctx, e, js, msgs)
-	if err != nil {
-		return nil, err
-	}
-	syncRate, err := rawPublishSync(ctx, e, js, msgs, lanes)
-	if err != nil {
-		return nil, err
-	}
-
-	// (c) PostgreSQL as the broker (watermill-sql), in the same database.
-	pgPub, err := broker.NewPublisher(ctx, broker.Config{
-		Kind: broker.KindPostgres, URL: e.dsn, Logger: e.cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer pgPub.Close()
-	pgRate, err := e.relayDrain(ctx, "relay (c) PostgreSQL (watermill-sql)", &countingPublisher{pub: pgPub}, n)
-	if err != nil {
-		return nil, err
-	}
-
-	rawRate := float64(n) / rawTook.Seconds()
 	t := Table{
 		Name:     "relay",
-		Title:    fmt.Sprintf("relay: drain of a pre-filled backlog of %d rows (%d lanes, batches of %d)", n, lanes, relay.BatchSizeDefault),
-		Baseline: "ceiling",
-		Rows: []Row{
-			{Figure: "(a) no-op publisher vs raw claim-and-delete SQL loop", Unit: "msg/s", Ours: noopRate, Baseline: rawRate},
-			{Figure: "(b) NATS JetStream vs raw nats.go PublishAsync loop", Unit: "msg/s", Ours: natsRate, Baseline: asyncRate},
-			{Figure: fmt.Sprintf("(b) NATS JetStream vs raw nats.go Publish, %d goroutines", lanes), Unit: "msg/s", Ours: natsRate, Baseline: syncRate},
-			{Figure: "(c) PostgreSQL (watermill-sql) vs raw claim-and-delete SQL loop", Unit: "msg/s", Ours: pgRate, Baseline: rawRate},
-		},
+		Title:    fmt.Sprintf("relay: drain of a pre-filled backlog of %d rows (%d lanes, batches of %d), per transport beside its raw client loop", n, lanes, relay.BatchSizeDefault),
+		Baseline: "raw",
+		Rows:     rows,
 		Notes: []string{
-			"one drain each; the backlog is refilled and the table vacuumed before each drain",
+			"one drain or loop each, one after the other; the backlog is refilled and the table vacuumed before each drain, the destination emptied before each drain and loop, and its message count checked after each",
+			"the relay publishes through broker.NewPublisher, a relay.BatchPublisher: runs of a batch's messages in flight at once, one unacknowledged message per key, as in production; the no-op publisher is a BatchPublisher too",
 			"the raw SQL loop claims with the relay's xid horizon but without its per-key hold-back, then deletes by id",
-			fmt.Sprintf("the raw NATS loops publish the same rows' payloads and headers to the same stream, with fresh Nats-Msg-Ids; PublishAsync keeps %d publishes unacknowledged, Publish waits for each ack as the relay's lanes do", rawPublishWindow),
-			"a no-op drain is bound by PostgreSQL (claim and delete); a NATS drain by JetStream's acknowledged, file-backed publishes on the same 2 cores",
-			"(c) publishes into watermill-sql's table in the same database: each message is one more INSERT (its own transaction) beside the claim and delete",
+			fmt.Sprintf("the raw client loops publish rows of the same fill (same payload and metadata shape, the relay's headers: message_id, key, enqueued_at, correlation_id, traceparent, through each transport's Watermill marshaler) to the same destination (topic %s; RabbitMQ: its fanout exchange and a durable queue bound to it; Redis: its stream; Kafka: %d partitions, record key = message key), each message's storage acknowledged; the messages are marshaled before the clock starts", topic, kafkaPartitions),
+			"the relay's clock includes its start (leader lock, LISTEN connection), milliseconds against seconds of draining",
+			"PostgreSQL (watermill-sql) publishes into watermill-sql's table in the same database: one INSERT of a run, one transaction, beside the claim and delete; its baseline is the raw claim-and-delete loop",
+			"a combined-ceiling row appears where it is below the target: relay, broker and PostgreSQL share the machine's cores, so a drain takes at least the no-op drain's time plus the raw loop's",
 		},
 	}
 	return []Table{t}, nil
 }
 
+// relayVsRaw drains n rows through the relay into kind's destination, then
+// publishes backlog there with the raw loop (PostgreSQL has none: its raw
+// rate is 0), and returns both rates.
+func (e *env) relayVsRaw(ctx context.Context, kind broker.Kind, topic string, n int, backlog []rawRow) (relayRate, rawRate float64, err error) {
+	if kind == broker.KindPostgres {
+		// The bench database is the run's own: the usual topic.
+		topic = event.TopicUserCreated
+	}
+	d, err := e.newDestination(ctx, kind, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer d.close()
+	pub, err := broker.NewPublisher(ctx, d.config())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pub.Close()
+	name := e.transportName(kind)
+	if err := d.reset(ctx); err != nil {
+		return 0, 0, err
+	}
+	relayRate, err = e.relayDrainWith(ctx, "relay: "+name, &countingPublisher{pub: pub}, n, drainOpts{topic: topic})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkStored(ctx, d, n, name+", relay"); err != nil {
+		return 0, 0, err
+	}
+	if kind == broker.KindPostgres {
+		return relayRate, 0, nil
+	}
+
+	msgs, err := rawMessages(backlog[:n])
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := d.reset(ctx); err != nil {
+		return 0, 0, err
+	}
+	var count atomic.Int64
+	stop := progress(e.cfg.Progress, "relay: "+name+", "+e.rawLoopName(kind), int64(n), &count)
+	took, err := d.raw(ctx, msgs, &count)
+	stop()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := checkStored(ctx, d, n, name+", raw loop"); err != nil {
+		return 0, 0, err
+	}
+	return relayRate, float64(n) / took.Seconds(), nil
+}
+
+// checkStored fails unless d holds at least n messages.
+func checkStored(ctx context.Context, d destination, n int, what string) error {
+	got, err := d.stored(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: count the messages stored: %w", what, err)
+	}
+	if got < int64(n) {
+		return fmt.Errorf("%s: %d of %d messages stored", what, got, n)
+	}
+	return nil
+}
+
 // fill refills the outbox with progress.
 func (e *env) fill(ctx context.Context, n int) error {
+	return e.fillTopic(ctx, n, event.TopicUserCreated)
+}
+
+// fillTopic is fill with the rows going to topic.
+func (e *env) fillTopic(ctx context.Context, n int, topic string) error {
 	fmt.Fprintf(e.cfg.Progress, "filling the outbox with %d rows\n", n)
-	return fillOutbox(ctx, e.pool, n)
+	return fillOutboxTopic(ctx, e.pool, n, topic)
+}
+
+// drainOpts vary a relay drain.
+type drainOpts struct {
+	// topic is the rows' topic; empty is user.created.
+	topic string
 }
 
 // relayDrain fills the outbox, then starts a relay publishing through pub
@@ -131,7 +233,12 @@ func (e *env) fill(ctx context.Context, n int) error {
 // connection), milliseconds against seconds of draining; a relay started
 // before the fill would race it.
 func (e *env) relayDrain(ctx context.Context, label string, pub *countingPublisher, n int) (float64, error) {
-	if err := e.fill(ctx, n); err != nil {
+	return e.relayDrainWith(ctx, label, pub, n, drainOpts{})
+}
+
+// relayDrainWith is relayDrain varied by opts.
+func (e *env) relayDrainWith(ctx context.Context, label string, pub *countingPublisher, n int, opts drainOpts) (float64, error) {
+	if err := e.fillTopic(ctx, n, cmp.Or(opts.topic, event.TopicUserCreated)); err != nil {
 		return 0, err
 	}
 	pub.n.Store(0)
@@ -152,52 +259,13 @@ func (e *env) relayDrain(ctx context.Context, label string, pub *countingPublish
 	return float64(n) / took.Seconds(), nil
 }
 
-// backlogMessages fills the outbox and reads its rows back as NATS
-// messages shaped as the relay publishes them, for the raw loops.
-func (e *env) backlogMessages(ctx context.Context, n int) ([]*nats.Msg, error) {
-	if err := e.fill(ctx, n); err != nil {
-		return nil, err
-	}
-	rows, err := e.pool.Query(ctx, `SELECT message_id, key, payload, metadata::text, created_at FROM outbox ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("read backlog: %w", err)
-	}
-	defer rows.Close()
-	msgs := make([]*nats.Msg, 0, n)
-	for rows.Next() {
-		var (
-			id       uuid.UUID
-			key, md  string
-			payload  []byte
-			enqueued time.Time
-		)
-		if err := rows.Scan(&id, &key, &payload, &md, &enqueued); err != nil {
-			return nil, fmt.Errorf("read backlog: %w", err)
-		}
-		m := nats.NewMsg(event.TopicUserCreated)
-		m.Data = payload
-		m.Header.Set("_watermill_message_uuid", id.String())
-		m.Header.Set("key", key)
-		m.Header.Set("enqueued_at", enqueued.UTC().Format(time.RFC3339Nano))
-		m.Header.Set("metadata", md)
-		msgs = append(msgs, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read backlog: %w", err)
-	}
-	if _, err := e.pool.Exec(ctx, `TRUNCATE outbox`); err != nil {
-		return nil, fmt.Errorf("read backlog: %w", err)
-	}
-	return msgs, nil
-}
-
 // jetStream connects to the run's NATS server.
 func (e *env) jetStream(ctx context.Context) (jetstream.JetStream, func(), error) {
 	nc, err := nats.Connect(e.natsURL, nats.Name("outboxd bench raw loop"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect NATS: %w", err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(rawPublishWindow))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(rawNATSWindow))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -220,81 +288,4 @@ func purgeStream(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("purge stream: %w", err)
 	}
 	return nil
-}
-
-// withFreshID gives m a new Nats-Msg-Id, so JetStream's duplicate window
-// drops none of the raw loop's publishes.
-func withFreshID(m *nats.Msg) *nats.Msg {
-	c := nats.NewMsg(m.Subject)
-	c.Data = m.Data
-	for k, v := range m.Header {
-		c.Header[k] = v
-	}
-	c.Header.Set(jetstream.MsgIDHeader, uuid.NewString())
-	return c
-}
-
-// rawPublishAsync publishes msgs with PublishMsgAsync, a window of
-// rawPublishWindow unacknowledged, and returns the rate.
-func rawPublishAsync(ctx context.Context, e *env, js jetstream.JetStream, msgs []*nats.Msg) (float64, error) {
-	if err := purgeStream(ctx, js); err != nil {
-		return 0, err
-	}
-	var count atomic.Int64
-	stop := progress(e.cfg.Progress, "relay (b) raw PublishAsync loop", int64(len(msgs)), &count)
-	defer stop()
-	start := time.Now()
-	for _, m := range msgs {
-		// Blocks while rawPublishWindow publishes await their acks.
-		if _, err := js.PublishMsgAsync(withFreshID(m), jetstream.WithStallWait(time.Minute)); err != nil {
-			return 0, fmt.Errorf("raw publish: %w", err)
-		}
-		count.Add(1)
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-time.After(time.Minute):
-		return 0, fmt.Errorf("raw publish: acks missing after a minute")
-	}
-	return float64(len(msgs)) / time.Since(start).Seconds(), nil
-}
-
-// rawPublishSync publishes msgs from workers goroutines, each waiting for
-// every ack, and returns the rate.
-func rawPublishSync(ctx context.Context, e *env, js jetstream.JetStream, msgs []*nats.Msg, workers int) (float64, error) {
-	if err := purgeStream(ctx, js); err != nil {
-		return 0, err
-	}
-	var (
-		count    atomic.Int64
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	stop := progress(e.cfg.Progress, fmt.Sprintf("relay (b) raw Publish loop, %d goroutines", workers), int64(len(msgs)), &count)
-	defer stop()
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(len(msgs)) {
-					return
-				}
-				if _, err := js.PublishMsg(ctx, withFreshID(msgs[i])); err != nil {
-					errOnce.Do(func() { firstErr = fmt.Errorf("raw publish: %w", err) })
-					return
-				}
-				count.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(len(msgs)) / time.Since(start).Seconds(), nil
 }

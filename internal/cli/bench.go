@@ -2,18 +2,20 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/outboxd/outboxd/internal/bench"
+	"github.com/outboxd/outboxd/internal/broker"
 )
 
 // BenchCmd measures outboxd against its ceilings and Watermill's forwarder.
 type BenchCmd struct {
 	Signup    BenchRun `cmd:"" help:"HTTP signups/s and p50/p99 at 1/16/64 clients (argon2 as configured and minimal) vs the same transaction as raw SQL."`
 	Enqueue   BenchRun `cmd:"" help:"The outbox row added to a signup transaction (EnqueueBatch with NOTIFY, Writer{WithoutNotify} and pg_logical_emit_message in one batch, Enqueue in BEGIN…COMMIT) vs the user insert alone: the overhead."`
-	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog: no-op publisher vs raw claim-and-delete SQL; NATS JetStream vs raw nats.go publish loops."`
+	Relay     BenchRun `cmd:"" help:"Drain of a pre-filled backlog (--messages): no-op publisher vs raw claim-and-delete SQL; per transport of --brokers, the relay vs the client's raw loop (nats.go PublishAsync, amqp091 with confirms, pipelined go-redis XADD, sarama AsyncProducer on kfake or --kafka-brokers) to the same destination; watermill-sql vs raw claim-and-delete."`
 	Latency   BenchRun `cmd:"" help:"commit → publish and commit → handler p50/p95/p99 at a steady rate, relay in wal vs poll, and again with a write transaction held open (--long-tx)."`
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
 	Capture   BenchRun `cmd:"" help:"Sustained capture of --messages rows written at full speed: relay in wal with a no-op publisher vs a raw pglogrepl receive loop on a slot of its own."`
@@ -31,6 +33,10 @@ type BenchRun struct {
 	TxRows      int           `name:"tx-rows" default:"10" help:"Rows in each writer transaction of the capture benchmark."`
 	Broker      string        `name:"broker" default:"nats" enum:"nats" help:"Broker to publish to (${enum}); the benchmarks compare against raw nats.go loops."`
 	BrokerURL   string        `name:"broker-url" help:"NATS server to use; empty starts an embedded one on a free loopback port."`
+	Brokers     []string      `name:"brokers" sep:"," default:"nats,amqp,redis,kafka,postgres" help:"Transports the relay benchmark drains to, each beside its raw client loop, comma-separated."`
+	AMQPURL     string        `name:"amqp-url" default:"amqp://guest:guest@127.0.0.1:5672/" help:"RabbitMQ of the relay benchmark."`
+	RedisURL    string        `name:"redis-url" default:"redis://127.0.0.1:6379/0" help:"Redis of the relay benchmark."`
+	KafkaURL    string        `name:"kafka-brokers" env:"KAFKA_BROKERS" help:"Kafka cluster (comma-separated host:port) of the relay benchmark; empty starts an in-process kfake cluster."`
 	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
 }
 
@@ -39,9 +45,21 @@ type BenchRun struct {
 func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) error {
 	// "bench relay" runs the relay benchmark.
 	name := kctx.Selected().Name
+	kinds := make([]broker.Kind, len(c.Brokers))
+	for i, b := range c.Brokers {
+		k, err := broker.ParseKind(b)
+		if err != nil {
+			return fmt.Errorf("--brokers: %w", err)
+		}
+		kinds[i] = k
+	}
 	_, err := bench.Run(ctx, name, bench.Config{
 		DatabaseURL:  g.DatabaseURL,
 		BrokerURL:    c.BrokerURL,
+		Brokers:      kinds,
+		AMQPURL:      c.AMQPURL,
+		RedisURL:     c.RedisURL,
+		KafkaBrokers: c.KafkaURL,
 		Duration:     c.Duration,
 		Concurrency:  c.Concurrency,
 		Messages:     c.Messages,
