@@ -37,6 +37,7 @@ func tinyConfig(t *testing.T) bench.Config {
 		// local ports, Kafka on an in-process kfake unless KAFKA_BROKERS
 		// names a cluster.
 		KafkaBrokers: os.Getenv("KAFKA_BROKERS"),
+		Sizes:        []int{300, 600, 1200},
 		OutDir:       t.TempDir(),
 	}
 }
@@ -72,11 +73,30 @@ var wantFigures = map[string][]struct {
 		{"Kafka (", true},
 		{"PostgreSQL (watermill-sql) vs raw claim-and-delete SQL loop", true},
 	},
+	"flat": {
+		{"drain rate, no-op publisher, 300-row backlog", false},
+		{"drain rate, no-op publisher, 1200-row backlog", true},
+		{"drain rate, NATS JetStream, 600-row backlog", false},
+		{"drain rate, NATS JetStream, 1200-row backlog", true},
+		{"claim before the drain, 1200-row backlog: execution time", false},
+		{"claim before the drain, 1200-row backlog: shared buffers hit", false},
+		{"claim half-way through the drain, 300-row backlog: execution time", false},
+		{"claim half-way through the drain, 1200-row backlog: shared buffers hit", false},
+	},
 	"idle": {
 		{"relay in wal: transactions/s it causes on an empty outbox, net of the baseline", true},
 		{"relay in poll: transactions/s it causes on an empty outbox, net of the baseline", false},
 		{"no relay: transactions/s of the bench database (the baseline)", false},
 	},
+}
+
+// extraTables are, by benchmark, the names of the tables it returns after
+// its own.
+var extraTables = map[string][]string{"flat": {"flat-retention"}}
+
+// files are, by benchmark, the EXPLAIN files it writes besides its tables.
+var files = map[string][]string{
+	"flat": {"explain-300.txt", "explain-600.txt", "explain-1200.txt", "explain-retention-600.txt"},
 }
 
 // isDifference tells a figure that is the difference of two measurements,
@@ -105,19 +125,24 @@ func TestRunEachBenchmark(t *testing.T) {
 			cfg.Out = &out
 			tables, err := bench.Run(context.Background(), name, cfg)
 			require.NoError(t, err)
-			require.Len(t, tables, 1)
+			require.Len(t, tables, len(extraTables[name])+1)
 			tb := tables[0]
 			require.Equal(t, name, tb.Name)
-			require.NotEmpty(t, tb.Rows)
-			for _, r := range tb.Rows {
-				// Overheads and net costs may be negative in a noisy
-				// tiny run; rates and latencies are measured, so never
-				// zero.
-				if !isDifference(r) {
-					require.Positive(t, r.Ours, "%s: %s", name, r.Figure)
-				}
-				if r.Baseline > 0 && !isDifference(r) {
-					require.Positive(t, r.Ratio(), "%s: %s", name, r.Figure)
+			for i, extra := range extraTables[name] {
+				require.Equal(t, extra, tables[i+1].Name)
+			}
+			for _, tb := range tables {
+				require.NotEmpty(t, tb.Rows)
+				for _, r := range tb.Rows {
+					// Overheads and net costs may be negative in a noisy
+					// tiny run; rates, latencies and costs are measured,
+					// so never zero.
+					if !isDifference(r) {
+						require.Positive(t, r.Ours, "%s: %s", tb.Name, r.Figure)
+					}
+					if r.Baseline > 0 && !isDifference(r) {
+						require.Positive(t, r.Ratio(), "%s: %s", tb.Name, r.Figure)
+					}
 				}
 			}
 			for _, want := range wantFigures[name] {
@@ -132,11 +157,12 @@ func TestRunEachBenchmark(t *testing.T) {
 				require.Positive(t, gross, "idle: transactions/s with the relay in poll")
 				require.GreaterOrEqual(t, tb.Rows[2].Ours, 0.0, "idle: baseline")
 			}
-			require.Contains(t, out.String(), tb.Title)
-
-			md, err := os.ReadFile(filepath.Join(cfg.OutDir, name+".md"))
-			require.NoError(t, err)
-			require.Contains(t, string(md), "| figure | unit | ours |")
+			for _, tb := range tables {
+				require.Contains(t, out.String(), tb.Title)
+				md, err := os.ReadFile(filepath.Join(cfg.OutDir, tb.Name+".md"))
+				require.NoError(t, err)
+				require.Contains(t, string(md), "| figure | unit | ours |")
+			}
 			f, err := os.Open(filepath.Join(cfg.OutDir, name+".csv"))
 			require.NoError(t, err)
 			defer f.Close()
@@ -147,6 +173,12 @@ func TestRunEachBenchmark(t *testing.T) {
 				require.Equal(t, []string{"target", "met"}, records[0][len(records[0])-2:], "a table with targets has their columns")
 			}
 
+			for _, file := range files[name] {
+				b, err := os.ReadFile(filepath.Join(cfg.OutDir, file))
+				require.NoError(t, err)
+				require.Contains(t, string(b), "Execution Time:", "%s is an EXPLAIN ANALYZE", file)
+				require.Contains(t, string(b), "Buffers: shared hit=", "%s counts buffers", file)
+			}
 			if chart, ok := charts[name]; ok {
 				require.Greater(t, svgElements(t, filepath.Join(cfg.OutDir, chart))["rect"], 6, "bars were drawn")
 			}
@@ -205,9 +237,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
 		Duration: -time.Second, Rate: -1, LongTx: -time.Second, IdleDuration: -time.Second, TxRows: -1,
-		Brokers: []broker.Kind{"mqtt"},
+		Retention: -time.Hour, Brokers: []broker.Kind{"mqtt"}, Sizes: []int{100, 0},
 	})
-	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows", "Brokers"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows", "Retention", "Brokers", "Sizes"} {
 		require.ErrorContains(t, err, field)
 	}
 

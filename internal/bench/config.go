@@ -34,7 +34,14 @@ const (
 	OutDirDefault = "bench-results"
 	// DatabaseURLDefault is the server on which bench databases are created.
 	DatabaseURLDefault = "postgres://postgres@localhost:5432/postgres?sslmode=disable"
+	// RetentionDefault is the relay retention of the flat benchmark's
+	// retention drain.
+	RetentionDefault = time.Hour
 )
+
+// SizesDefault are the backlogs the flat benchmark drains: issue 12's
+// 20,000, 200,000 and 2,000,000 rows.
+var SizesDefault = []int{20_000, 200_000, 2_000_000}
 
 // BrokersDefault are the transports the relay benchmark drains to, in
 // the order it runs them: every one outboxd publishes to.
@@ -62,6 +69,13 @@ type Config struct {
 	// relay benchmark; empty starts an in-process kfake cluster
 	// (github.com/twmb/franz-go/pkg/kfake) of three brokers. Defaults to "".
 	KafkaBrokers string
+	// Sizes are the backlogs the flat benchmark drains, in rows. Defaults
+	// to SizesDefault (20,000, 200,000 and 2,000,000).
+	Sizes []int
+	// Retention is the relay retention of the flat benchmark's drain with
+	// retention, beside the same drain without. Defaults to
+	// RetentionDefault (1 h).
+	Retention time.Duration
 	// Duration is how long each measured point (one client count, one
 	// variant) runs, and the length of a latency run. Defaults to
 	// DurationDefault (5 s).
@@ -71,9 +85,9 @@ type Config struct {
 	// and latency, writers of capture, lanes of the relay. Defaults to 0,
 	// each benchmark's own.
 	Concurrency int
-	// Messages is the backlog the relay and forwarder benchmarks drain, and
-	// the rows the capture benchmark writes. Defaults to MessagesDefault
-	// (200,000).
+	// Messages is the backlog the relay and forwarder benchmarks drain (the
+	// flat benchmark's drains with and without retention too), and the rows
+	// the capture benchmark writes. Defaults to MessagesDefault (200,000).
 	Messages int
 	// Rate is the steady rate of the latency runs, in messages per second.
 	// Defaults to RateDefault (500).
@@ -112,8 +126,12 @@ func (c Config) WithDefaults() Config {
 	c.OutDir = cmp.Or(c.OutDir, OutDirDefault)
 	c.AMQPURL = cmp.Or(c.AMQPURL, broker.AMQPURLDefault)
 	c.RedisURL = cmp.Or(c.RedisURL, broker.RedisURLDefault)
+	c.Retention = cmp.Or(c.Retention, RetentionDefault)
 	if len(c.Brokers) == 0 {
 		c.Brokers = slices.Clone(BrokersDefault)
+	}
+	if len(c.Sizes) == 0 {
+		c.Sizes = slices.Clone(SizesDefault)
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -152,9 +170,17 @@ func (c Config) validate() error {
 	if c.TxRows <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: TxRows must be positive, got %d", c.TxRows))
 	}
+	if c.Retention <= 0 {
+		errs = append(errs, fmt.Errorf("bench config: Retention must be positive, got %s", c.Retention))
+	}
 	for _, k := range c.Brokers {
 		if !slices.Contains(BrokersDefault, k) {
 			errs = append(errs, fmt.Errorf("bench config: Brokers: unknown broker %q (one of %v)", k, BrokersDefault))
+		}
+	}
+	for _, n := range c.Sizes {
+		if n <= 0 {
+			errs = append(errs, fmt.Errorf("bench config: Sizes must be positive, got %d", n))
 		}
 	}
 	return errors.Join(errs...)

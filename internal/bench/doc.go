@@ -13,6 +13,6 @@
 // Config.RedisURL (topics of the run's own, removed after) and to an
 // in-process kfake Kafka cluster unless Config.KafkaBrokers names one.
 // Results are printed as tables and written as Markdown and CSV, with SVG
-// charts, to Config.OutDir. `outboxd bench` is the
+// charts and EXPLAIN plans, to Config.OutDir. `outboxd bench` is the
 // command line.
 package bench

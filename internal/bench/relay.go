@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -225,6 +226,14 @@ func (e *env) fillTopic(ctx context.Context, n int, topic string) error {
 type drainOpts struct {
 	// topic is the rows' topic; empty is user.created.
 	topic string
+	// retention is the relay's Retention.
+	retention time.Duration
+	// before, when set, runs once the outbox is filled, before the relay
+	// starts and the clock with it.
+	before func(context.Context) error
+	// midway, when set, runs once half the rows are published, while the
+	// relay drains the rest.
+	midway func(context.Context) error
 }
 
 // relayDrain fills the outbox, then starts a relay publishing through pub
@@ -241,16 +250,39 @@ func (e *env) relayDrainWith(ctx context.Context, label string, pub *countingPub
 	if err := e.fillTopic(ctx, n, cmp.Or(opts.topic, event.TopicUserCreated)); err != nil {
 		return 0, err
 	}
+	if opts.before != nil {
+		if err := opts.before(ctx); err != nil {
+			return 0, fmt.Errorf("%s: %w", label, err)
+		}
+	}
 	pub.n.Store(0)
 	stop := progress(e.cfg.Progress, label, int64(n), &pub.n)
 	start := time.Now()
-	r, err := e.startRelay(ctx, pub, drainPollInterval, relay.CapturePoll)
+	r, err := e.startRelayConfig(ctx, pub, relay.Config{PollInterval: drainPollInterval, Capture: relay.CapturePoll, Retention: opts.retention})
 	if err != nil {
 		stop()
 		return 0, err
 	}
+	midway := make(chan error, 1)
+	midCtx, stopMidway := context.WithCancel(ctx)
+	defer stopMidway()
+	if opts.midway != nil {
+		go func() {
+			if err := waitCount(midCtx, &pub.n, int64(n/2), 30*time.Minute); err != nil {
+				midway <- err
+				return
+			}
+			midway <- opts.midway(midCtx)
+		}()
+	} else {
+		midway <- nil
+	}
 	err = e.waitDrained(ctx, &pub.n, n)
 	took := time.Since(start)
+	if err != nil {
+		stopMidway()
+	}
+	err = errors.Join(err, <-midway)
 	r.stop()
 	stop()
 	if err != nil {

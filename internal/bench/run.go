@@ -19,6 +19,7 @@ var benchmarks = map[string]func(context.Context, *env) ([]Table, error){
 	"forwarder": runForwarder,
 	"capture":   runCapture,
 	"idle":      runIdle,
+	"flat":      runFlat,
 }
 
 // Names lists the benchmarks Run knows, sorted.

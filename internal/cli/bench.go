@@ -20,6 +20,7 @@ type BenchCmd struct {
 	Forwarder BenchRun `cmd:"" help:"The same drain and latency runs with Watermill's components/forwarder over watermill-sql, side by side."`
 	Capture   BenchRun `cmd:"" help:"Sustained capture of --messages rows written at full speed: relay in wal with a no-op publisher vs a raw pglogrepl receive loop on a slot of its own."`
 	Idle      BenchRun `cmd:"" help:"Transactions/s the relay causes on an empty outbox in wal and in poll, net of a window without a relay (--idle-duration each)."`
+	Flat      BenchRun `cmd:"" help:"Cost flat as work grows: drains of backlogs of --sizes rows (no-op and NATS, poll, no retention) and EXPLAIN (ANALYZE, BUFFERS) of a claim at each size (explain-<size>.txt); a no-op drain of --messages rows with --retention vs without."`
 }
 
 // BenchRun runs one benchmark; its name is the subcommand's.
@@ -37,6 +38,8 @@ type BenchRun struct {
 	AMQPURL     string        `name:"amqp-url" default:"amqp://guest:guest@127.0.0.1:5672/" help:"RabbitMQ of the relay benchmark."`
 	RedisURL    string        `name:"redis-url" default:"redis://127.0.0.1:6379/0" help:"Redis of the relay benchmark."`
 	KafkaURL    string        `name:"kafka-brokers" env:"KAFKA_BROKERS" help:"Kafka cluster (comma-separated host:port) of the relay benchmark; empty starts an in-process kfake cluster."`
+	Sizes       []int         `name:"sizes" sep:"," default:"20000,200000,2000000" help:"Backlogs the flat benchmark drains, in rows, comma-separated."`
+	Retention   time.Duration `name:"retention" default:"1h" help:"Relay retention of the flat benchmark's drain with retention."`
 	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
 }
 
@@ -60,6 +63,8 @@ func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) erro
 		AMQPURL:      c.AMQPURL,
 		RedisURL:     c.RedisURL,
 		KafkaBrokers: c.KafkaURL,
+		Sizes:        c.Sizes,
+		Retention:    c.Retention,
 		Duration:     c.Duration,
 		Concurrency:  c.Concurrency,
 		Messages:     c.Messages,
