@@ -173,6 +173,29 @@ func TestProcessBatch(t *testing.T) {
 		require.Equal(t, len(dones), b.count(t, `SELECT count(*) FROM effects`))
 	})
 
+	t.Run("BatchOfOneFailsInItsOutcome", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, id := setup(t), context.Background(), uuid.New()
+		boom := errors.New("boom")
+		outcomes, err := inbox.ProcessBatch(ctx, b.pool, "h", []inbox.Message{{ID: id, Effect: func(ctx context.Context, tx pgx.Tx) error {
+			if err := writeEffect("h", id)(ctx, tx); err != nil {
+				return err
+			}
+			return boom
+		}}})
+		require.NoError(t, err)
+		require.ErrorIs(t, outcomes[0].Err, boom)
+		require.Zero(t, b.count(t, `SELECT count(*) FROM effects`))
+		require.Zero(t, b.count(t, `SELECT count(*) FROM inbox`))
+		outcomes, err = inbox.ProcessBatch(ctx, b.pool, "h", batchOf("h", id))
+		require.NoError(t, err)
+		require.True(t, outcomes[0].Done)
+		outcomes, err = inbox.ProcessBatch(ctx, b.pool, "h", batchOf("h", id))
+		require.NoError(t, err)
+		require.True(t, outcomes[0].Duplicate())
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects`))
+	})
+
 	t.Run("RejectsEmptyHandlerAndZeroID", func(t *testing.T) {
 		t.Parallel()
 		b, ctx, id := setup(t), context.Background(), uuid.New()
