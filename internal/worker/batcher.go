@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +18,15 @@ import (
 // retries, dead letters, metrics and traces stay per message.
 //
 // A batch is written when it holds size messages, when wait has passed since
-// its first message, or at once when it holds every attempt in flight: an
-// idle worker adds no latency. One batch is written at a time; the attempts
-// that arrive meanwhile form the next one.
+// its first message, or at once when it holds every attempt in flight that
+// is not in a batch already: an idle worker adds no latency. Up to
+// batchWriters batches are written at once, so that a slow one does not
+// hold back the attempts after it; they never share a key, since the key
+// rule (keyOrdered) lets a message in only after the one of its key before
+// it is acked.
+// batchWriters is how many batches of one handler are written at once.
+const batchWriters = 4
+
 type batcher struct {
 	handler string
 	db      inbox.Beginner
@@ -28,7 +35,9 @@ type batcher struct {
 	timeout time.Duration // bounds one batch's transaction
 
 	inFlight atomic.Int64 // attempts between enter and leave
+	batched  atomic.Int64 // attempts in a batch being written
 	requests chan *batchRequest
+	writers  chan struct{} // a slot per batch being written
 }
 
 type batchRequest struct {
@@ -45,6 +54,7 @@ func newBatcher(handler string, db inbox.Beginner, cfg Config) *batcher {
 		wait:     cfg.BatchWait,
 		timeout:  cfg.HandlerTimeout,
 		requests: make(chan *batchRequest),
+		writers:  make(chan struct{}, batchWriters),
 	}
 }
 
@@ -74,8 +84,11 @@ func (b *batcher) process(ctx context.Context, id uuid.UUID, fn func(ctx context
 	}
 }
 
-// run collects and writes batches until ctx ends.
+// run collects and writes batches until ctx ends, and returns once the
+// batches being written are done.
 func (b *batcher) run(ctx context.Context) {
+	var writing sync.WaitGroup
+	defer writing.Wait()
 	for {
 		var batch []*batchRequest
 		select {
@@ -86,7 +99,7 @@ func (b *batcher) run(ctx context.Context) {
 		}
 		timer := time.NewTimer(b.wait)
 	collect:
-		for len(batch) < b.size && int64(len(batch)) < b.inFlight.Load() {
+		for len(batch) < b.size && int64(len(batch)) < b.inFlight.Load()-b.batched.Load() {
 			select {
 			case r := <-b.requests:
 				batch = append(batch, r)
@@ -98,7 +111,17 @@ func (b *batcher) run(ctx context.Context) {
 			}
 		}
 		timer.Stop()
-		b.write(ctx, batch)
+		select {
+		case b.writers <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		b.batched.Add(int64(len(batch)))
+		writing.Go(func() {
+			defer func() { <-b.writers }()
+			defer b.batched.Add(-int64(len(batch)))
+			b.write(ctx, batch)
+		})
 	}
 }
 
@@ -121,6 +144,18 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
+	// A batch that nobody waits for any more is abandoned: its messages are
+	// nacked already and come again.
+	var waiting atomic.Int64
+	waiting.Store(int64(len(live)))
+	for _, r := range live {
+		stop := context.AfterFunc(r.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	outcomes, err := inbox.ProcessBatch(ctx, b.db, b.handler, messages)
 	for i, r := range live {
 		if err != nil {
