@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
 )
 
 // TLSMode says how the SMTP mailer protects the connection.
@@ -50,6 +51,8 @@ const (
 	TLSModeDefault = TLSOpportunistic
 	// TimeoutDefault is the default SMTPConfig.Timeout.
 	TimeoutDefault = 15 * time.Second
+	// ConcurrencyDefault is the default SMTPConfig.Concurrency.
+	ConcurrencyDefault = 4
 )
 
 // SMTPConfig configures the SMTP mailer. String and LogValue never show the
@@ -74,6 +77,10 @@ type SMTPConfig struct {
 	// Timeout bounds connecting and each SMTP command. Defaults to
 	// TimeoutDefault.
 	Timeout time.Duration
+	// Concurrency is how many connections the mailer keeps to the server
+	// and sends on at once (SMTP_CONCURRENCY); a Send beyond it waits.
+	// Defaults to ConcurrencyDefault (4).
+	Concurrency int
 	// TLSConfig verifies the server's certificate. Defaults to the system's
 	// roots and the host of Addr as server name.
 	TLSConfig *tls.Config
@@ -85,6 +92,7 @@ type SMTPConfig struct {
 func (c SMTPConfig) WithDefaults() SMTPConfig {
 	c.TLS = cmp.Or(c.TLS, TLSModeDefault)
 	c.Timeout = cmp.Or(c.Timeout, TimeoutDefault)
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
@@ -109,6 +117,9 @@ func (c SMTPConfig) Validate() error {
 	}
 	if c.Password != "" && c.Username == "" {
 		errs = append(errs, errors.New("SMTP Password (SMTP_PASSWORD) is set but Username (SMTP_USERNAME) is not"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("SMTP Concurrency (SMTP_CONCURRENCY) %d: must be at least 1", c.Concurrency))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("SMTP Timeout %s: must not be negative", c.Timeout))
@@ -138,12 +149,15 @@ func (c SMTPConfig) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// SMTPMailer sends mails over SMTP, one connection per mail. It is safe for
-// concurrent use.
+// SMTPMailer sends mails over SMTP on up to SMTPConfig.Concurrency
+// connections that stay open between mails. It is safe for concurrent use.
+// Close ends the idle connections.
 type SMTPMailer struct {
 	cfg    SMTPConfig
-	client *gomail.Client
+	client *gomail.Client // settings, shared by every connection
 	logger *slog.Logger
+	slots  chan struct{}       // one per connection that may be in use
+	idle   chan *gosmtp.Client // open connections nobody sends on
 }
 
 // NewSMTP returns a mailer for cfg. It checks the configuration but does not
@@ -183,22 +197,77 @@ func NewSMTP(cfg SMTPConfig) (*SMTPMailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SMTP client for %s: %w", cfg.Addr, err)
 	}
-	return &SMTPMailer{cfg: cfg, client: client, logger: cfg.Logger}, nil
+	return &SMTPMailer{
+		cfg: cfg, client: client, logger: cfg.Logger,
+		slots: make(chan struct{}, cfg.Concurrency),
+		idle:  make(chan *gosmtp.Client, cfg.Concurrency),
+	}, nil
 }
 
-// Send delivers m. A permanent refusal by the server wraps ErrRejected.
+// Send delivers m, on an idle connection if there is one (checked with a
+// NOOP first) and on a new one otherwise, waiting while Concurrency sends are
+// under way. A connection that failed a send is closed rather than reused.
+// A permanent refusal by the server wraps ErrRejected.
 func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	msg, err := s.message(m)
 	if err != nil {
 		return err
 	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("send mail %s via %s: %w", m.MessageID, s.cfg.Addr, ctx.Err())
+	}
+	defer func() { <-s.slots }()
+
 	start := time.Now()
-	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+	var conn *gosmtp.Client
+	select {
+	case conn = <-s.idle:
+		err = s.client.SendWithSMTPClient(conn, msg)
+		var sendErr *gomail.SendError
+		if errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrConnCheck {
+			// The server closed the idle connection: a fresh one, once.
+			_ = conn.Close()
+			conn = nil
+		}
+	default:
+	}
+	if conn == nil {
+		conn, err = s.client.DialToSMTPClientWithContext(ctx)
+		if err != nil {
+			return s.sendError(m, fmt.Errorf("dial failed: %w", err))
+		}
+		err = s.client.SendWithSMTPClient(conn, msg)
+	}
+	if err != nil {
+		_ = s.client.CloseWithSMTPClient(conn)
 		return s.sendError(m, err)
+	}
+	select {
+	case s.idle <- conn:
+	default: // cannot happen: at most Concurrency connections exist
+		_ = s.client.CloseWithSMTPClient(conn)
 	}
 	s.logger.InfoContext(ctx, "mail sent",
 		"message_id", msg.GetMessageID(), "smtp_addr", s.cfg.Addr, "duration", time.Since(start))
 	return nil
+}
+
+// Close says goodbye (QUIT) on the idle connections. Sends may go on
+// afterwards; they open new connections.
+func (s *SMTPMailer) Close() error {
+	var errs []error
+	for {
+		select {
+		case conn := <-s.idle:
+			if err := s.client.CloseWithSMTPClient(conn); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			return errors.Join(errs...)
+		}
+	}
 }
 
 func (s *SMTPMailer) message(m Mail) (*gomail.Msg, error) {

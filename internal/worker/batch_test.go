@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/deadletter"
+	"github.com/outboxd/outboxd/internal/mail/mailtest"
 	"github.com/outboxd/outboxd/internal/worker"
 )
 
@@ -197,4 +198,34 @@ func TestIdleBatchDoesNotWait(t *testing.T) {
 	tr.publish(ctx, newMessage(t, id, ev, ""))
 	waitProcessed(t, b.pool, id, 1, 5*time.Second)
 	require.Less(t, time.Since(start), 2*time.Second)
+}
+
+func TestSlowMailServerDoesNotSlowTheDatabaseHandlers(t *testing.T) {
+	t.Parallel()
+	tr := &burst{}
+	b := setup(t, setupOpts{cfg: fastRetries, subscribe: tr.factory, smtp: mailtest.Options{Delay: time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.worker.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		tr.wg.Wait()
+	})
+	require.Eventually(t, func() bool { return tr.ready(3) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+
+	const n = 20 // at 1 s a mail on 4 connections, the mails take at least 5 s
+	var msgs []*message.Message
+	for range n {
+		ev := newEvent("User")
+		insertUser(t, b.pool, ev)
+		msgs = append(msgs, newMessage(t, uuid.New(), ev, ""))
+	}
+	start := time.Now()
+	tr.publish(ctx, msgs...)
+	waitCount(t, b.pool, n, 10*time.Second, `SELECT count(*) FROM profiles`)
+	waitCount(t, b.pool, n, 10*time.Second, `SELECT count(*) FROM audit_log`)
+	require.Less(t, time.Since(start), 3*time.Second, "profile and audit did not wait for the mails")
+	require.Less(t, len(b.smtp.Received()), n, "the mails were still going out meanwhile")
+	require.Len(t, b.smtp.WaitForCount(n, 30*time.Second), n)
 }

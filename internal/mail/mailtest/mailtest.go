@@ -61,6 +61,23 @@ type Server struct {
 	served   chan struct{}
 	received []Received
 	changed  chan struct{} // closed and replaced whenever a mail arrives
+	sessions int           // connections accepted
+	active   int           // mails between DATA and its answer
+	peak     int           // most mails ever active at once
+}
+
+// Sessions returns how many connections the server has accepted.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+// PeakConcurrency returns the most mails the server was receiving at once.
+func (s *Server) PeakConcurrency() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
 }
 
 // NewServer starts a server on a free loopback port and stops it when t ends.
@@ -128,6 +145,9 @@ func (s *Server) Start() {
 
 func (s *Server) serve(ln net.Listener) {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.sessions++
+		s.mu.Unlock()
 		return &session{server: s, conn: c}, nil
 	}))
 	srv.Domain = "mailtest.local"
@@ -237,7 +257,14 @@ func (se *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	se.server.mu.Lock()
+	se.server.active++
+	se.server.peak = max(se.server.peak, se.server.active)
+	se.server.mu.Unlock()
 	time.Sleep(se.server.opts.Delay)
+	se.server.mu.Lock()
+	se.server.active--
+	se.server.mu.Unlock()
 	rec, err := parse(raw)
 	if err != nil {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: err.Error()}
