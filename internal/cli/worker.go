@@ -21,11 +21,12 @@ type WorkerCmd struct {
 	AdminAddr string `name:"admin-addr" env:"ADMIN_ADDR" default:":9091" help:"Listen address of /metrics, /healthz and /readyz."`
 	BrokerFlags
 	WorkerFlags
-	SMTPAddr     string `name:"smtp-addr" env:"SMTP_ADDR" help:"Mail server host:port (required by the email handler)."`
-	MailFrom     string `name:"mail-from" env:"MAIL_FROM" help:"Sender of the welcome email (required by the email handler)."`
-	SMTPTLS      string `name:"smtp-tls" env:"SMTP_TLS" default:"opportunistic" enum:"opportunistic,starttls,tls,none" help:"SMTP transport security (${enum})."`
-	SMTPUsername string `name:"smtp-username" env:"SMTP_USERNAME" help:"SMTP user name (turns authentication on)."`
-	SMTPPassword string `name:"smtp-password" env:"SMTP_PASSWORD" help:"SMTP password."`
+	SMTPAddr        string `name:"smtp-addr" env:"SMTP_ADDR" help:"Mail server host:port (required by the email handler)."`
+	MailFrom        string `name:"mail-from" env:"MAIL_FROM" help:"Sender of the welcome email (required by the email handler)."`
+	SMTPTLS         string `name:"smtp-tls" env:"SMTP_TLS" default:"opportunistic" enum:"opportunistic,starttls,tls,none" help:"SMTP transport security (${enum})."`
+	SMTPUsername    string `name:"smtp-username" env:"SMTP_USERNAME" help:"SMTP user name (turns authentication on)."`
+	SMTPPassword    string `name:"smtp-password" env:"SMTP_PASSWORD" help:"SMTP password."`
+	SMTPConcurrency int    `name:"smtp-concurrency" env:"SMTP_CONCURRENCY" default:"4" help:"SMTP connections the email handler keeps open and sends on at once."`
 }
 
 // WorkerFlags select and tune the handlers; shared by worker and dev.
@@ -60,11 +61,12 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		m, err := mail.NewSMTP(mail.SMTPConfig{
 			Addr: c.SMTPAddr, From: c.MailFrom, TLS: tlsMode,
-			Username: c.SMTPUsername, Password: c.SMTPPassword, Logger: logger,
+			Username: c.SMTPUsername, Password: c.SMTPPassword, Concurrency: c.SMTPConcurrency, Logger: logger,
 		})
 		if err != nil {
 			return err
 		}
+		defer func() { _ = m.Close() }() // QUIT on the idle connections
 		mailer = m
 	}
 	pool, err := g.Pool(ctx)
