@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/worker"
 )
 
@@ -51,4 +52,86 @@ func TestMessagesOfOneKeyAreHandledInOrder(t *testing.T) {
 		require.Equal(t, want[ev.UserID], got, "audit records of user %s out of arrival order", ev.UserID)
 	}
 	require.Greater(t, metric(t, b.reg, "outboxd_worker_messages_handled_total", worker.HandlerAudit), 0.0)
+}
+
+// gateMailer holds every mail until release is closed, reporting each
+// start on started.
+type gateMailer struct {
+	started chan string // the mail's Message-ID
+	release chan struct{}
+}
+
+func (m *gateMailer) Send(ctx context.Context, ml mail.Mail) error {
+	m.started <- ml.MessageID
+	select {
+	case <-m.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startedWithin collects the mails started until none comes for quiet.
+func startedWithin(m *gateMailer, quiet time.Duration) []string {
+	var ids []string
+	for {
+		select {
+		case id := <-m.started:
+			ids = append(ids, id)
+		case <-time.After(quiet):
+			return ids
+		}
+	}
+}
+
+func TestHandlerHoldsAtMostConcurrencyMessages(t *testing.T) {
+	t.Parallel()
+	gate := &gateMailer{started: make(chan string, 64), release: make(chan struct{})}
+	tr := &burst{}
+	cfg := worker.Config{Handlers: []string{worker.HandlerEmail}, Concurrency: 3}
+	b := setup(t, setupOpts{cfg: cfg, subscribe: tr.factory, mailer: gate})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.worker.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		tr.wg.Wait()
+	})
+	require.Eventually(t, func() bool { return tr.ready(1) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+
+	var msgs []*message.Message
+	for range 10 {
+		msgs = append(msgs, newMessage(t, uuid.New(), newEvent("User"), ""))
+	}
+	tr.publish(ctx, msgs...)
+	require.Len(t, startedWithin(gate, 300*time.Millisecond), 3, "no more than Concurrency messages at once")
+	close(gate.release)
+	require.Len(t, startedWithin(gate, time.Second), 7, "the rest follow as the first are acked")
+	waitCount(t, b.pool, 10, 10*time.Second, `SELECT count(*) FROM inbox WHERE handler = 'email'`)
+}
+
+func TestMessageWaitsForTheOneOfItsKeyBeforeIt(t *testing.T) {
+	t.Parallel()
+	gate := &gateMailer{started: make(chan string, 64), release: make(chan struct{})}
+	tr := &burst{}
+	cfg := worker.Config{Handlers: []string{worker.HandlerEmail}}
+	b := setup(t, setupOpts{cfg: cfg, subscribe: tr.factory, mailer: gate})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.worker.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		tr.wg.Wait()
+	})
+	require.Eventually(t, func() bool { return tr.ready(1) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+
+	ann, bo := newEvent("Ann"), newEvent("Bo")
+	first, second, other := uuid.New(), uuid.New(), uuid.New()
+	tr.publish(ctx, newMessage(t, first, ann, ""), newMessage(t, second, ann, ""), newMessage(t, other, bo, ""))
+	require.ElementsMatch(t, []string{mail.MessageID(first), mail.MessageID(other)}, startedWithin(gate, 300*time.Millisecond),
+		"the second message of Ann's key waits; Bo's does not")
+	close(gate.release)
+	require.Equal(t, []string{mail.MessageID(second)}, startedWithin(gate, time.Second))
 }
