@@ -155,6 +155,9 @@ func TestPoisonMidBatchIsDeadLetteredAloneAndTheRestAppliedOnce(t *testing.T) {
 	require.Equal(t, n, count(t, b.pool, `SELECT count(DISTINCT message_id) FROM audit_log`))
 	require.Less(t, count(t, b.pool, `SELECT count(DISTINCT xmin::text) FROM inbox WHERE handler = 'audit'`), n/2,
 		"the audit rows were written in batches, not a transaction each")
+	batches := metric(t, b.reg, "outboxd_worker_batch_size", worker.HandlerAudit)
+	require.Positive(t, batches)
+	require.Less(t, batches, float64(n/2), "the batch-size histogram counts transactions, not messages")
 }
 
 func TestSameBatchDeliveredTwiceChangesNothing(t *testing.T) {

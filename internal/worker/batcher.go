@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outboxd/outboxd/outbox/inbox"
 )
@@ -33,6 +34,7 @@ type batcher struct {
 	size    int
 	wait    time.Duration
 	timeout time.Duration // bounds one batch's transaction
+	sizes   prometheus.Observer
 
 	inFlight atomic.Int64 // attempts between enter and leave
 	batched  atomic.Int64 // attempts in a batch being written
@@ -46,8 +48,9 @@ type batchRequest struct {
 	result  chan inbox.Outcome // buffered: the batcher never blocks on it
 }
 
-func newBatcher(handler string, db inbox.Beginner, cfg Config) *batcher {
+func newBatcher(handler string, db inbox.Beginner, cfg Config, m *handlerMetrics) *batcher {
 	return &batcher{
+		sizes:    m.batchSize.WithLabelValues(handler),
 		handler:  handler,
 		db:       db,
 		size:     cfg.BatchSize,
@@ -138,6 +141,7 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 	if len(live) == 0 {
 		return
 	}
+	b.sizes.Observe(float64(len(live)))
 	messages := make([]inbox.Message, len(live))
 	for i, r := range live {
 		messages[i] = r.message

@@ -20,6 +20,7 @@ type handlerMetrics struct {
 	deadLettered *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
+	batchSize    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
@@ -39,17 +40,23 @@ func newMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
 			Help:    "Duration of each attempt at a message.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"handler"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "outboxd", Subsystem: "worker", Name: "batch_size",
+			Help:    "Messages in each transaction of a batched handler (profile, audit).",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}, []string{"handler"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	var errs [6]error
+	var errs [7]error
 	m.handled, errs[0] = metrics.Register(reg, m.handled)
 	m.failed, errs[1] = metrics.Register(reg, m.failed)
 	m.retried, errs[2] = metrics.Register(reg, m.retried)
 	m.deadLettered, errs[3] = metrics.Register(reg, m.deadLettered)
 	m.duplicates, errs[4] = metrics.Register(reg, m.duplicates)
 	m.duration, errs[5] = metrics.Register(reg, m.duration)
+	m.batchSize, errs[6] = metrics.Register(reg, m.batchSize)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("register worker metrics: %w", err)
 	}

@@ -67,8 +67,8 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
 		batchers: map[string]*batcher{
-			HandlerProfile: newBatcher(HandlerProfile, pool, cfg),
-			HandlerAudit:   newBatcher(HandlerAudit, pool, cfg),
+			HandlerProfile: newBatcher(HandlerProfile, pool, cfg, m),
+			HandlerAudit:   newBatcher(HandlerAudit, pool, cfg, m),
 		},
 	}, nil
 }
