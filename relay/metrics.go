@@ -19,6 +19,7 @@ type metrics struct {
 	permanent        prometheus.Counter
 	deadLettered     prometheus.Counter
 	batchDuration    prometheus.Histogram
+	publishLatency   prometheus.Histogram
 	resyncs          *prometheus.CounterVec
 	slotLag          prometheus.Gauge
 	capture          *prometheus.GaugeVec
@@ -61,6 +62,11 @@ func newMetrics(reg prometheus.Registerer, confirmedAge func() float64) (*metric
 			Help:    "Time to claim, publish and settle one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5 ms to 16 s
 		}),
+		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "outboxd_relay_publish_latency_seconds",
+			Help:    "Time from a message's enqueue (its outbox row's created_at, the writing transaction's start) to the broker's acknowledgement; for a short transaction, its commit → publish latency.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18), // 0.5 ms to 65 s
+		}),
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outboxd_relay_capture_resyncs_total",
 			Help: "Times WAL capture started on a new replication slot and published every pending row of the outbox table before streaming, by reason: new_slot (first start, or the slot was dropped) or slot_invalidated (the server removed WAL it needed).",
@@ -84,7 +90,7 @@ func newMetrics(reg prometheus.Registerer, confirmedAge func() float64) (*metric
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.backlog, m.oldestPendingAge, m.horizonAge, m.leader,
-		m.published, failures, m.deadLettered, m.batchDuration,
+		m.published, failures, m.deadLettered, m.batchDuration, m.publishLatency,
 		m.resyncs, m.slotLag, m.capture, confirmed,
 	} {
 		if err := reg.Register(c); err != nil {

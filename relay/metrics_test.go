@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/pgtest"
@@ -63,6 +64,18 @@ func TestRelayMetrics(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "outboxd_relay_batch_duration_seconds")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	// Each message's enqueue → publish latency, at least the outage it waited out.
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var latency *dto.Histogram
+	for _, f := range families {
+		if f.GetName() == "outboxd_relay_publish_latency_seconds" {
+			latency = f.GetMetric()[0].GetHistogram()
+		}
+	}
+	require.NotNil(t, latency, "outboxd_relay_publish_latency_seconds is exported")
+	require.EqualValues(t, 7, latency.GetSampleCount(), "one observation per published message")
+	require.Greater(t, latency.GetSampleSum()/7, 0.1, "the mean covers the outage the messages waited")
 	require.Zero(t, value("outboxd_relay_dead_lettered_total", ""))
 
 	r.stop(t)

@@ -82,7 +82,9 @@ func (r *Relay) publishLanes(ctx context.Context, rows []row, states []rowState)
 			switch {
 			case err == nil:
 				states[i].published = true
-				r.progress.Store(time.Now().UnixNano())
+				now := time.Now()
+				r.progress.Store(now.UnixNano())
+				r.metrics.publishLatency.Observe(now.Sub(rw.createdAt).Seconds())
 			case ctx.Err() != nil:
 				// Stopping, not failing: the message is published again later.
 				return

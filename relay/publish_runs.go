@@ -76,6 +76,7 @@ func (r *Relay) publishRuns(ctx context.Context, bp BatchPublisher, rows []row, 
 			case err == nil:
 				states[i].published, published = true, true
 				queues[q] = queues[q][1:]
+				r.metrics.publishLatency.Observe(time.Since(rows[i].createdAt).Seconds())
 			case ctx.Err() != nil:
 				// Stopping, not failing: the message is published again later.
 				queues[q] = nil

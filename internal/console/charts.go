@@ -17,11 +17,12 @@ type Charts struct {
 // latency come only from the /metrics: without them there is nothing true
 // to draw, and the notes say so.
 //
-// No metric of the relay measures commit → publish per message. The latency
-// chart shows the two it has: the age of the oldest pending message (what
-// the next message to be published has waited since it was enqueued, an
-// upper bound of every pending message's wait), and the relay's mean batch
-// time (claim → publish → settle).
+// The latency chart shows the relay's enqueue → publish latency, each
+// interval's mean (outboxd_relay_publish_latency_seconds: from the outbox
+// row's created_at to the broker's ack, commit → publish for a short
+// transaction), beside the age of the oldest pending message (what the
+// next message has waited so far, which rises while nothing is published)
+// and the relay's mean batch time (claim → publish → settle).
 func (c *Console) charts() Charts {
 	out := Charts{Charts: []Chart{}, Notes: []string{}}
 	metrics := c.metrics.samples()
@@ -38,7 +39,8 @@ func (c *Console) charts() Charts {
 	}
 	if relayOn {
 		out.Charts = append(out.Charts, Chart{Title: "Publish latency", Unit: "s", Series: []Series{
-			gauge(metrics, "oldest pending message's age (upper bound of the enqueue → publish wait)", relayOldestAge),
+			ratio(metrics, "enqueue → publish, mean of each interval", relayLatencySum, relayLatencyCount),
+			gauge(metrics, "oldest pending message's age (what the next one has waited so far)", relayOldestAge),
 			ratio(metrics, "relay batch time, mean (claim → publish → settle)", relayBatchSum, relayBatchCount),
 		}})
 	}

@@ -15,14 +15,14 @@ import (
 )
 
 // The values the console reads from the relay's and the worker's /metrics,
-// by the names it keeps them under. The relay has no histogram of the time
-// from commit to publish: the charts show what it does measure (see
-// charts).
+// by the names it keeps them under.
 const (
 	relayPublished    = "relay_published"
 	relayOldestAge    = "relay_oldest_pending_age"
 	relayBatchSum     = "relay_batch_seconds_sum"
 	relayBatchCount   = "relay_batch_count"
+	relayLatencySum   = "relay_publish_latency_seconds_sum"
+	relayLatencyCount = "relay_publish_latency_count"
 	relayCaptureWAL   = "relay_capture_wal"
 	relayCapturePoll  = "relay_capture_poll"
 	relaySlotLag      = "relay_slot_lag"
@@ -72,15 +72,8 @@ func readRelay(f map[string]*dto.MetricFamily, into map[string]float64) {
 	sum(f, "outboxd_relay_oldest_pending_age_seconds", relayOldestAge, into)
 	sum(f, "outboxd_relay_slot_lag_bytes", relaySlotLag, into)
 	sum(f, "outboxd_relay_leader", relayLeader, into)
-	if fam := f["outboxd_relay_batch_duration_seconds"]; fam != nil {
-		var s float64
-		var n uint64
-		for _, m := range fam.GetMetric() {
-			s += m.GetHistogram().GetSampleSum()
-			n += m.GetHistogram().GetSampleCount()
-		}
-		into[relayBatchSum], into[relayBatchCount] = s, float64(n)
-	}
+	histogram(f, "outboxd_relay_batch_duration_seconds", relayBatchSum, relayBatchCount, into)
+	histogram(f, "outboxd_relay_publish_latency_seconds", relayLatencySum, relayLatencyCount, into)
 	if fam := f["outboxd_relay_capture"]; fam != nil {
 		for _, m := range fam.GetMetric() {
 			for _, l := range m.GetLabel() {
@@ -95,6 +88,22 @@ func readRelay(f map[string]*dto.MetricFamily, into map[string]float64) {
 func readWorker(f map[string]*dto.MetricFamily, into map[string]float64) {
 	sum(f, "outboxd_worker_messages_handled_total", workerHandled, into)
 	sum(f, "outboxd_worker_messages_dead_lettered_total", workerDeadLetters, into)
+}
+
+// histogram keeps the sum and count of family's histograms over their
+// labels, so that the increase of one over the other is an interval's mean.
+func histogram(f map[string]*dto.MetricFamily, family, sumName, countName string, into map[string]float64) {
+	fam := f[family]
+	if fam == nil {
+		return
+	}
+	var s float64
+	var n uint64
+	for _, m := range fam.GetMetric() {
+		s += m.GetHistogram().GetSampleSum()
+		n += m.GetHistogram().GetSampleCount()
+	}
+	into[sumName], into[countName] = s, float64(n)
 }
 
 // sum keeps the sum of family's counters or gauges over their labels.

@@ -161,4 +161,6 @@ func TestOverviewSaysWhenMetricsDoNotAnswer(t *testing.T) {
 	}, func() string { return strings.Join(o.Charts.Notes, " | ") })
 	require.Contains(t, o.Charts.Notes[1], "The relay's /metrics did not answer its last sample")
 	require.Len(t, o.Charts.Charts, 3, "throughput, latency and backlog: the lines break where samples fail")
+	require.Equal(t, "enqueue → publish, mean of each interval", o.Charts.Charts[1].Series[0].Label,
+		"the latency chart leads with the relay's own per-message latency")
 }
