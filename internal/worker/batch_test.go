@@ -99,11 +99,13 @@ func (b *burst) deliver(ctx context.Context, ch *burstSub, m *message.Message) {
 	}()
 }
 
-// startBurst runs a worker on a burst transport until the test ends.
-func startBurst(t *testing.T, cfg worker.Config, handlers int) (*testBundle, *burst, context.Context) {
+// startBurst runs a worker set up with opts on a burst transport until the
+// test ends, once its handlers have subscribed.
+func startBurst(t *testing.T, opts setupOpts, handlers int) (*testBundle, *burst, context.Context) {
 	t.Helper()
 	tr := &burst{}
-	b := setup(t, setupOpts{cfg: cfg, subscribe: tr.factory})
+	opts.subscribe = tr.factory
+	b := setup(t, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.worker.Run(ctx) }()
@@ -121,7 +123,7 @@ func TestPoisonMidBatchIsDeadLetteredAloneAndTheRestAppliedOnce(t *testing.T) {
 	cfg := fastRetries
 	cfg.Handlers = []string{worker.HandlerProfile, worker.HandlerAudit}
 	cfg.BatchWait = 50 * time.Millisecond // a generous wait: the test is about batches
-	b, tr, ctx := startBurst(t, cfg, 2)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: cfg}, 2)
 
 	const n = 41
 	var msgs []*message.Message
@@ -164,7 +166,7 @@ func TestSameBatchDeliveredTwiceChangesNothing(t *testing.T) {
 	t.Parallel()
 	cfg := fastRetries
 	cfg.Handlers = []string{worker.HandlerProfile, worker.HandlerAudit}
-	b, tr, ctx := startBurst(t, cfg, 2)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: cfg}, 2)
 
 	const n = 30
 	var msgs []*message.Message
@@ -192,7 +194,7 @@ func TestIdleBatchDoesNotWait(t *testing.T) {
 	cfg := fastRetries
 	cfg.Handlers = []string{worker.HandlerProfile}
 	cfg.BatchWait = 10 * time.Second // a lone message must not wait for it
-	b, tr, ctx := startBurst(t, cfg, 1)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: cfg}, 1)
 
 	ev := newEvent("Lone")
 	insertUser(t, b.pool, ev)
@@ -205,17 +207,7 @@ func TestIdleBatchDoesNotWait(t *testing.T) {
 
 func TestSlowMailServerDoesNotSlowTheDatabaseHandlers(t *testing.T) {
 	t.Parallel()
-	tr := &burst{}
-	b := setup(t, setupOpts{cfg: fastRetries, subscribe: tr.factory, smtp: mailtest.Options{Delay: time.Second}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.worker.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		tr.wg.Wait()
-	})
-	require.Eventually(t, func() bool { return tr.ready(3) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: fastRetries, smtp: mailtest.Options{Delay: time.Second}}, 3)
 
 	const n = 20 // at 1 s a mail on 4 connections, the mails take at least 5 s
 	var msgs []*message.Message

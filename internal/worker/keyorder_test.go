@@ -24,7 +24,7 @@ func TestMessagesOfOneKeyAreHandledInOrder(t *testing.T) {
 	cfg := fastRetries
 	cfg.Handlers = []string{worker.HandlerAudit}
 	cfg.Concurrency = 16
-	b, tr, ctx := startBurst(t, cfg, 1)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: cfg}, 1)
 
 	const keys, perKey = 5, 40
 	users := make([]event.UserCreated, keys)
@@ -87,18 +87,8 @@ func startedWithin(m *gateMailer, quiet time.Duration) []string {
 func TestHandlerHoldsAtMostConcurrencyMessages(t *testing.T) {
 	t.Parallel()
 	gate := &gateMailer{started: make(chan string, 64), release: make(chan struct{})}
-	tr := &burst{}
 	cfg := worker.Config{Handlers: []string{worker.HandlerEmail}, Concurrency: 3}
-	b := setup(t, setupOpts{cfg: cfg, subscribe: tr.factory, mailer: gate})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.worker.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		tr.wg.Wait()
-	})
-	require.Eventually(t, func() bool { return tr.ready(1) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+	b, tr, ctx := startBurst(t, setupOpts{cfg: cfg, mailer: gate}, 1)
 
 	var msgs []*message.Message
 	for range 10 {
@@ -114,18 +104,8 @@ func TestHandlerHoldsAtMostConcurrencyMessages(t *testing.T) {
 func TestMessageWaitsForTheOneOfItsKeyBeforeIt(t *testing.T) {
 	t.Parallel()
 	gate := &gateMailer{started: make(chan string, 64), release: make(chan struct{})}
-	tr := &burst{}
 	cfg := worker.Config{Handlers: []string{worker.HandlerEmail}}
-	b := setup(t, setupOpts{cfg: cfg, subscribe: tr.factory, mailer: gate})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.worker.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		tr.wg.Wait()
-	})
-	require.Eventually(t, func() bool { return tr.ready(1) && b.worker.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+	_, tr, ctx := startBurst(t, setupOpts{cfg: cfg, mailer: gate}, 1)
 
 	ann, bo := newEvent("Ann"), newEvent("Bo")
 	first, second, other := uuid.New(), uuid.New(), uuid.New()
