@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,12 @@ const (
 	// bursts, one transaction per key each orderTxEvery, and the kill
 	// lands in one, while the leader has rows in hand.
 	orderInHand = 25
+	// orderBurst is the size of the transaction each writer commits when
+	// the test asks for a burst: when the relay keeps up with the steady
+	// load so well that orderInHand messages are never on their way, 20
+	// writers committing orderBurst messages each at once give it work in
+	// hand for a while.
+	orderBurst = 100
 )
 
 // TestWALKeyOrderAcrossKilledRelays runs three WAL-capturing relays against
@@ -183,6 +190,9 @@ func TestWALKeyOrderAcrossKilledRelays(t *testing.T) {
 type keyedWriters struct {
 	stopping chan struct{}
 	wg       sync.WaitGroup
+	// bursts counts the bursts asked for; a writer that sees it grow
+	// commits orderBurst messages in its next transaction.
+	bursts atomic.Int64
 
 	mu   sync.Mutex
 	ids  map[string][]uuid.UUID // key → its committed message ids, by seq
@@ -214,13 +224,18 @@ func (w *keyedWriters) write(conn *pgx.Conn, key string) error {
 	tick := time.NewTicker(orderTxEvery)
 	defer tick.Stop()
 	seq := 0
+	var bursts int64
 	for {
 		select {
 		case <-w.stopping:
 			return nil
 		case <-tick.C:
 		}
-		msgs := make([]outbox.Message, 1+rand.IntN(orderMaxBatch))
+		size := 1 + rand.IntN(orderMaxBatch)
+		if b := w.bursts.Load(); b != bursts {
+			bursts, size = b, orderBurst
+		}
+		msgs := make([]outbox.Message, size)
 		for i := range msgs {
 			n := strconv.Itoa(seq + 1 + i)
 			msgs[i] = outbox.Message{
@@ -253,12 +268,16 @@ func (w *keyedWriters) write(conn *pgx.Conn, key string) error {
 
 // inHand waits until at least orderInHand committed messages are not
 // received yet, polling every millisecond since a burst is gone in tens of
-// them, and returns the counts it saw.
+// milliseconds, and returns the counts it saw. When the steady load gives
+// no such moment within a second, it asks the writers for a burst, and
+// again each second after that.
 func (w *keyedWriters) inHand(t *testing.T, seen *seenSet) (committed, received int) {
 	t.Helper()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
+	burst := time.NewTicker(time.Second)
+	defer burst.Stop()
+	deadline := time.After(20 * time.Second)
 	for {
 		committed, received = w.committed(), seen.count()
 		if committed-received >= orderInHand {
@@ -266,8 +285,11 @@ func (w *keyedWriters) inHand(t *testing.T, seen *seenSet) (committed, received 
 		}
 		select {
 		case <-tick.C:
+		case <-burst.C:
+			w.bursts.Add(1)
 		case <-deadline:
-			t.Fatalf("never %d committed messages on their way within 10s: %d committed, %d received", orderInHand, committed, received)
+			t.Fatalf("never %d committed messages on their way within 20s, bursts of %d messages per writer included (%d asked for): %d committed, %d received",
+				orderInHand, orderBurst, w.bursts.Load(), committed, received)
 		}
 	}
 }
