@@ -127,3 +127,59 @@ func TestRelayIgnoresTransactionsOfOtherDatabases(t *testing.T) {
 	enqueue(t, pool, m)
 	require.Eventually(t, func() bool { return s.has(m.ID) }, 5*time.Second, time.Millisecond)
 }
+
+// A transaction that got its xid before others can commit its row after
+// theirs were published, below their ids: the claim floor, the id a leader
+// starts its claims from, must not rise above it while it is in flight.
+// The relay starts with the later rows committed and the older transaction
+// open, so its first floor read sees them as the smallest pending ids; the
+// older row must go out promptly once committed, not at the floor's sweep
+// (every 10 s), which is all that would find it if the floor rose at once.
+func TestRelayClaimFloorWaitsForTransactionsInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	pool := pgtest.Connect(t, dsn)
+	s := newSink(t)
+	// begin opens a transaction on a connection of its own, beside the
+	// relay's pool.
+	begin := func() pgx.Tx {
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close(ctx) })
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		return tx
+	}
+
+	const early = 5
+	var txs []pgx.Tx
+	for range early {
+		tx := begin()
+		_, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`) // an xid below the older row's
+		require.NoError(t, err)
+		txs = append(txs, tx)
+	}
+	older := begin()
+	late := msgSeq("late", 1)
+	require.NoError(t, outbox.EnqueueTx(ctx, older, late)) // the lowest id, open
+	var ids []string
+	for i, tx := range txs {
+		msgs := make([]outbox.Message, 200)
+		for j := range msgs {
+			msgs[j] = msgSeq(fmt.Sprintf("early-%d", i), j+1)
+			ids = append(ids, msgs[j].ID.String())
+		}
+		require.NoError(t, outbox.EnqueueTx(ctx, tx, msgs...))
+		require.NoError(t, tx.Commit(ctx))
+	}
+
+	start(t, newRelay(t, pool, s, relay.Config{PollInterval: 20 * time.Millisecond}))
+	s.waitDistinct(t, len(ids), 10*time.Second)
+	require.False(t, s.has(late.ID))
+
+	require.NoError(t, older.Commit(ctx))
+	require.Eventually(t, func() bool { return s.has(late.ID) }, 5*time.Second, 5*time.Millisecond,
+		"a row committed below the rows already published goes out promptly")
+	requireKeyOrder(t, s.all())
+}

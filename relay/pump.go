@@ -17,12 +17,16 @@ func (r *Relay) pump(ctx context.Context) {
 	defer poll.Stop()
 	failures := 0
 	var next *[]row // claimed while the previous batch was publishing
+	floor := &claimFloor{}
+	claim := func(ctx context.Context, inFlight []row) ([]row, error) {
+		return r.claim(ctx, floor, inFlight)
+	}
 	for {
 		var (
 			more bool
 			err  error
 		)
-		next, more, err = r.batch(ctx, next, r.claim)
+		next, more, err = r.batch(ctx, next, claim)
 		if ctx.Err() != nil {
 			return
 		}
@@ -120,20 +124,24 @@ func (r *Relay) record(ctx context.Context, start time.Time, out outcome) ([]dea
 // inFlight, which are being published.
 type claimFunc func(ctx context.Context, inFlight []row) ([]row, error)
 
-// claim claims the next batch, leaving out the rows of inFlight, which are
-// being published. A notification arriving from here on may be about rows
-// this claim does not see, so it is kept for the next round, and the older
-// ones are dropped.
-func (r *Relay) claim(ctx context.Context, inFlight []row) ([]row, error) {
+// claim claims the next batch from floor up, leaving out the rows of
+// inFlight, which are being published. A notification arriving from here on
+// may be about rows this claim does not see, so it is kept for the next
+// round, and the older ones are dropped.
+func (r *Relay) claim(ctx context.Context, floor *claimFloor, inFlight []row) ([]row, error) {
 	select {
 	case <-r.wake:
 	default:
+	}
+	from, err := floor.current(ctx, r.pool)
+	if err != nil {
+		return nil, err
 	}
 	exclude := make([]int64, len(inFlight))
 	for i := range inFlight {
 		exclude[i] = inFlight[i].id
 	}
-	return claim(ctx, r.pool, r.cfg.BatchSize, exclude, nil)
+	return claim(ctx, r.pool, r.cfg.BatchSize, exclude, nil, from)
 }
 
 // logFailures reports each permanent failure: a retry to come, or a message

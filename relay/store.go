@@ -52,7 +52,8 @@ const horizonSQL = `(
 // is below the horizon), so no row of a lower id can still commit after it
 // is published. A row waiting to be retried after a permanent failure holds
 // back the later rows of its key, so they cannot overtake it. The rows of
-// the batch being published are left out.
+// the batch being published are left out, and so are the ids below $4, the
+// claim floor (see claimFloor), where no row needs publishing any more.
 //
 // The horizon is an InitPlan, computed once per statement. No row lock is
 // taken: only the leader claims, and a leader that lost its lock mid-batch at
@@ -71,6 +72,7 @@ WHERE o.published_at IS NULL
 	AND ` + committedSQL + `
 	AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = o.key AND h.id < o.id)
 	AND o.id <> ALL($2::bigint[])
+	AND o.id >= $4
 ORDER BY o.id
 LIMIT $1`
 
@@ -80,11 +82,11 @@ LIMIT $1`
 const committedSQL = `CASE WHEN $3::pg_snapshot IS NULL THEN o.xid < ` + horizonSQL + `
 		ELSE pg_visible_in_snapshot(o.xid, $3::pg_snapshot) END`
 
-// claim returns up to limit eligible rows, leaving out the ids of exclude
-// (never nil: SQL's <> ALL(NULL) would exclude everything): under the
-// horizon, or visible in snapshot when it is not nil.
-func claim(ctx context.Context, pool *pgxpool.Pool, limit int, exclude []int64, snapshot *string) ([]row, error) {
-	rows, err := pool.Query(ctx, claimSQL, limit, exclude, snapshot)
+// claim returns up to limit eligible rows of ids from floor up, leaving out
+// the ids of exclude (never nil: SQL's <> ALL(NULL) would exclude
+// everything): under the horizon, or visible in snapshot when it is not nil.
+func claim(ctx context.Context, pool *pgxpool.Pool, limit int, exclude []int64, snapshot *string, floor int64) ([]row, error) {
+	rows, err := pool.Query(ctx, claimSQL, limit, exclude, snapshot, floor)
 	if err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
 	}

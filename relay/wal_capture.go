@@ -179,7 +179,7 @@ func (r *Relay) drainSnapshot(ctx context.Context, snapshot string) error {
 		for i := range inFlight {
 			exclude[i] = inFlight[i].id
 		}
-		return claim(ctx, r.pool, r.cfg.BatchSize, exclude, &snapshot)
+		return claim(ctx, r.pool, r.cfg.BatchSize, exclude, &snapshot, 0)
 	}
 	failures := 0
 	var next *[]row
