@@ -69,8 +69,14 @@
 // the messages; a permanent one (IsPermanent: the broker rejects this
 // message for good) is counted and retried with backoff, holding back only
 // the later messages of its key while the rest flows on, and after
-// MaxAttempts moved to outbox_dead_letters, from where Replay puts it back. A notification (LISTEN on outbox.NotifyChannel) wakes the
-// leader as soon as messages commit; a poll covers missed notifications.
+// MaxAttempts moved to outbox_dead_letters, from where Replay puts it back.
+// A notification (LISTEN on outbox.NotifyChannel) wakes the leader as soon
+// as messages commit; a poll covers missed notifications.
+//
+// A polling leader's claims start from the claim floor, the smallest pending
+// id once no transaction that could still commit a lower one is in flight,
+// so that they do not walk the published rows VACUUM has not removed yet: a
+// claim costs the same on a backlog of millions as on one of thousands.
 //
 // # Usage
 //
