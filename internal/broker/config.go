@@ -76,6 +76,19 @@ type Config struct {
 	// AckTimeoutDefault (30 s).
 	AckTimeout time.Duration
 
+	// InFlight is how many delivered messages one subscription hands on
+	// before the first of them is answered (acked or nacked). With 1, the
+	// default, a subscription hands on one message at a time, in delivery
+	// order, which is what Watermill's universal suite means by guaranteed
+	// order. More lets a consumer such as the worker work on several at
+	// once, still handed on in delivery order; keeping a key's messages
+	// apart is then the consumer's concern. NATS JetStream honours it (the
+	// group's consumer holds up to max(8, InFlight) messages unacked);
+	// Kafka hands over one message per partition at a time whatever it
+	// says, so its partitions are its concurrency; the other transports
+	// hand on one message at a time.
+	InFlight int
+
 	// Logger receives the transports' logs, bridged with
 	// watermill.NewSlogLogger. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -86,6 +99,7 @@ func (c Config) WithDefaults() Config {
 	c.Kind = cmp.Or(c.Kind, KindDefault)
 	c.URL = cmp.Or(c.URL, defaultURL(c.Kind))
 	c.AckTimeout = cmp.Or(c.AckTimeout, AckTimeoutDefault)
+	c.InFlight = cmp.Or(c.InFlight, 1)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
@@ -115,6 +129,9 @@ func (c Config) validate() error {
 	}
 	if c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("Config.AckTimeout: must not be negative, got %s", c.AckTimeout))
+	}
+	if c.InFlight < 0 {
+		errs = append(errs, fmt.Errorf("Config.InFlight: must not be negative, got %d", c.InFlight))
 	}
 	if strings.TrimSpace(c.URL) == "" {
 		errs = append(errs, errors.New("Config.URL: must not be blank"))

@@ -37,10 +37,11 @@ const (
 	// relay that re-sends a batch after a crash or a takeover within it
 	// stores nothing twice.
 	natsDuplicateWindow = 2 * time.Minute
-	// natsMaxAckPending caps the messages a group holds unacked. Watermill
-	// handles one message at a time per subscription and AckWait runs from
-	// delivery, so a long queue of delivered messages would expire before
-	// its turn and come again.
+	// natsMaxAckPending caps the messages a group holds unacked, or
+	// Config.InFlight where that is higher. A subscription hands on
+	// InFlight messages at a time and AckWait runs from delivery, so a long
+	// queue of delivered messages would expire before its turn and come
+	// again.
 	natsMaxAckPending = 8
 	// natsDeliverPrefix starts the subjects durable push consumers deliver
 	// to; topics cannot start with '_', so no stream captures them.
@@ -195,7 +196,7 @@ func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger wat
 	streams := &natsStreams{js: js}
 	return &subscriber{
 		transport: &natsSubscriber{
-			nc: nc, js: js, group: group, ackWait: cfg.AckTimeout, logger: logger,
+			nc: nc, js: js, group: group, ackWait: cfg.AckTimeout, inFlight: cfg.InFlight, logger: logger,
 			closing: make(chan struct{}),
 		},
 		prepare: func(ctx context.Context, topic string) error {
@@ -205,14 +206,14 @@ func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger wat
 			if err := streams.ensure(ctx, topic); err != nil {
 				return err
 			}
-			return ensureNATSConsumer(ctx, js, topic, group, cfg.AckTimeout, cfg.Logger)
+			return ensureNATSConsumer(ctx, js, topic, group, cfg.AckTimeout, max(natsMaxAckPending, cfg.InFlight), cfg.Logger)
 		},
 	}, nil
 }
 
 // ensureNATSConsumer creates the group's durable push consumer on topic's
 // stream, or brings an existing one's ack settings in line with ours.
-func ensureNATSConsumer(ctx context.Context, js nats.JetStreamContext, topic, group string, ackWait time.Duration, log *slog.Logger) error {
+func ensureNATSConsumer(ctx context.Context, js nats.JetStreamContext, topic, group string, ackWait time.Duration, maxAckPending int, log *slog.Logger) error {
 	stream := natsStreamName(topic)
 	want := &nats.ConsumerConfig{
 		Durable:        group,
@@ -222,7 +223,7 @@ func ensureNATSConsumer(ctx context.Context, js nats.JetStreamContext, topic, gr
 		DeliverPolicy:  nats.DeliverAllPolicy,
 		AckPolicy:      nats.AckExplicitPolicy,
 		AckWait:        ackWait,
-		MaxAckPending:  natsMaxAckPending,
+		MaxAckPending:  maxAckPending,
 	}
 	info, err := js.ConsumerInfo(stream, group, nats.Context(ctx))
 	if errors.Is(err, nats.ErrConsumerNotFound) {
@@ -242,6 +243,6 @@ func ensureNATSConsumer(ctx context.Context, js nats.JetStreamContext, topic, gr
 	if _, err := js.UpdateConsumer(stream, &update, nats.Context(ctx)); err != nil {
 		return fmt.Errorf("update consumer %s on stream %s: %w", group, stream, err)
 	}
-	log.Info("updated consumer ack settings", "component", "broker", "stream", stream, "group", group, "ack_wait", ackWait)
+	log.Info("updated consumer ack settings", "component", "broker", "stream", stream, "group", group, "ack_wait", ackWait, "max_ack_pending", maxAckPending)
 	return nil
 }

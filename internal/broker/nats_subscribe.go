@@ -17,13 +17,15 @@ import (
 // its output channel: watermill-nats closes its channel from another
 // goroutine than the nats.go callback sending on it, without waiting for
 // the callback, a race that can end in a send on a closed channel. Messages
-// are watermill-nats' (NATSMarshaler), acked explicitly, one at a time.
+// are watermill-nats' (NATSMarshaler), handed on in delivery order, up to
+// inFlight of them unanswered at once, each acked explicitly.
 type natsSubscriber struct {
-	nc      *nats.Conn
-	js      nats.JetStreamContext
-	group   string
-	ackWait time.Duration
-	logger  watermill.LoggerAdapter
+	nc       *nats.Conn
+	js       nats.JetStreamContext
+	group    string
+	ackWait  time.Duration
+	inFlight int
+	logger   watermill.LoggerAdapter
 
 	mu      sync.Mutex // guards closed against wg.Add
 	closed  bool
@@ -66,7 +68,17 @@ func (s *natsSubscriber) consume(ctx context.Context, sub *nats.Subscription, ou
 	// Unsubscribing leaves the durable consumer, which outboxd created,
 	// in place.
 	defer func() { _ = sub.Unsubscribe() }()
+	// The answers go out before the subscription ends and Close closes the
+	// connection.
+	var answering sync.WaitGroup
+	defer answering.Wait()
+	slots := make(chan struct{}, max(1, s.inFlight)) // one per message handed on, not yet answered
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		m, err := sub.NextMsgWithContext(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -77,31 +89,53 @@ func (s *natsSubscriber) consume(ctx context.Context, sub *nats.Subscription, ou
 		case err != nil:
 			// A slow consumer's dropped messages come again after AckWait.
 			s.logger.Error("Cannot read message", err, nil)
+			<-slots
 			continue
 		}
-		s.handle(ctx, m, out)
+		msg, cancel, ok := s.handOn(ctx, m, out)
+		if !ok {
+			<-slots
+			continue
+		}
+		if s.inFlight <= 1 {
+			s.answer(ctx, m, msg, cancel)
+			<-slots
+			continue
+		}
+		answering.Go(func() {
+			defer func() { <-slots }()
+			s.answer(ctx, m, msg, cancel)
+		})
 	}
 }
 
-// handle hands m on and answers the server as the consumer answers m: a
-// message left unanswered when the subscription ends is nacked, back to the
-// group at once.
-func (s *natsSubscriber) handle(ctx context.Context, m *nats.Msg, out chan<- *message.Message) {
+// handOn unmarshals m and hands it on; ok is false when m was answered
+// already (terminated as unreadable, or nacked as the subscription ends).
+// cancel ends the message's context.
+func (s *natsSubscriber) handOn(ctx context.Context, m *nats.Msg, out chan<- *message.Message) (msg *message.Message, cancel context.CancelFunc, ok bool) {
 	msg, err := natsMarshaler.Unmarshal(m)
 	if err != nil {
 		s.logger.Error("Cannot unmarshal message", err, nil)
 		_ = m.Term()
-		return
+		return nil, nil, false
 	}
 	msgCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	msg.SetContext(msgCtx)
 	select {
 	case out <- msg:
+		return msg, cancel, true
 	case <-ctx.Done():
+		cancel()
 		_ = m.Nak()
-		return
+		return nil, nil, false
 	}
+}
+
+// answer answers the server as the consumer answers msg, then ends its
+// context: a message left unanswered when the subscription ends is nacked,
+// back to the group at once.
+func (s *natsSubscriber) answer(ctx context.Context, m *nats.Msg, msg *message.Message, cancel context.CancelFunc) {
+	defer cancel()
 	// After AckWait the server has given it to the group again.
 	expired := time.NewTimer(s.ackWait)
 	defer expired.Stop()

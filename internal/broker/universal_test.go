@@ -55,13 +55,33 @@ func universalFeatures(kind broker.Kind) tests.Features {
 // (watermill/pubsub/tests) against the publisher and subscribers of
 // NewPublisher and NewSubscriber, on every transport: one broker per
 // transport, a topic per test, and a group per test where the suite asks
-// for none.
+// for none. NATS runs twice: handing on one message at a time (the
+// default) and Config.InFlight at once, as the worker's subscriptions do,
+// where a message nacked comes back after later ones (no guaranteed order).
 func TestUniversal(t *testing.T) {
 	t.Parallel()
+	type variant struct {
+		name     string
+		tr       transport
+		inFlight int
+	}
+	var variants []variant
 	for _, tr := range transports() {
-		t.Run(string(tr.kind), func(t *testing.T) {
+		variants = append(variants, variant{string(tr.kind), tr, 0})
+		if tr.kind == broker.KindNATS {
+			variants = append(variants, variant{string(tr.kind) + "-in-flight-16", tr, 16})
+		}
+	}
+	for _, v := range variants {
+		tr := v.tr
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := tr.config(t)
+			cfg.InFlight = v.inFlight
+			features := universalFeatures(tr.kind)
+			if v.inFlight > 1 {
+				features.GuaranteedOrder, features.GuaranteedOrderWithSingleSubscriber = false, false
+			}
 			// Unacked messages of a closed member come back to the group
 			// sooner on the brokers that redeliver on a timer.
 			cfg.AckTimeout = 5 * time.Second
@@ -82,7 +102,7 @@ func TestUniversal(t *testing.T) {
 				})
 				return trackedPublisher{pub, names}, trackedSubscriber{sub, names, group}
 			}
-			tests.TestPubSub(t, universalFeatures(tr.kind),
+			tests.TestPubSub(t, features,
 				func(t *testing.T) (message.Publisher, message.Subscriber) { return pubSub(t, testGroup(t)) },
 				pubSub)
 		})

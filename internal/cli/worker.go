@@ -94,8 +94,12 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 // beside it: the inbox pruner (unless inbox rows are kept).
 func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, f WorkerFlags, logger *slog.Logger, reg prometheus.Registerer) (*worker.Worker, []func(context.Context) error, error) {
 	wcfg := f.config(logger, reg)
+	// Each handler's subscription hands on as many messages at once as the
+	// handler works on; the worker keeps a key's messages apart.
+	handlerBroker := bcfg
+	handlerBroker.InFlight = wcfg.WithDefaults().Concurrency
 	subscribe := func(ctx context.Context, group string) (message.Subscriber, error) {
-		return broker.NewSubscriber(ctx, bcfg, group)
+		return broker.NewSubscriber(ctx, handlerBroker, group)
 	}
 	services, err := profileServices(pool, bcfg, wcfg)
 	if err != nil {

@@ -1,0 +1,80 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/broker/kafkatest"
+	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/worker"
+)
+
+// TestConcurrentBatchesOnRealTransports drains a backlog of many messages
+// over a few keys through real brokers: NATS JetStream, whose subscription
+// hands on Config.InFlight messages before the first is answered, and
+// Kafka (kfake, or KAFKA_BROKERS), whose partitions are handed over at
+// once, one message each. The audit handler must work on several messages
+// at once, so that they share transactions (fewer batches than messages;
+// one message at a time makes a batch each), and still write each key's
+// records in publish order.
+func TestConcurrentBatchesOnRealTransports(t *testing.T) {
+	t.Parallel()
+	discard := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name   string
+		broker func(t *testing.T) broker.Config
+	}{
+		{"nats", startNATS},
+		{"kafka", func(t *testing.T) broker.Config {
+			return broker.Config{Kind: broker.KindKafka, URL: kafkatest.Brokers(t), Logger: discard}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bcfg := tc.broker(t)
+			bcfg.InFlight = worker.ConcurrencyDefault // as outboxd worker sets it
+			cfg := fastRetries
+			cfg.Handlers = []string{worker.HandlerAudit}
+			b := setup(t, setupOpts{cfg: cfg, subscribe: func(ctx context.Context, group string) (message.Subscriber, error) {
+				return broker.NewSubscriber(ctx, bcfg, group)
+			}})
+			pub := publisher(t, bcfg)
+
+			const keys, perKey = 8, 50
+			users := make([]event.UserCreated, keys)
+			for i := range users {
+				users[i] = newEvent("User")
+			}
+			want := map[uuid.UUID][]uuid.UUID{} // user → message ids in publish order
+			for range perKey {
+				for _, ev := range users {
+					id := uuid.New()
+					want[ev.UserID] = append(want[ev.UserID], id)
+					require.NoError(t, pub.Publish(event.TopicUserCreated, newMessage(t, id, ev, "")))
+				}
+			}
+			b.start(t)
+			waitCount(t, b.pool, keys*perKey, 60*time.Second, `SELECT count(*) FROM audit_log`)
+
+			for _, ev := range users {
+				rows, err := b.pool.Query(context.Background(),
+					`SELECT message_id FROM audit_log WHERE subject = $1 ORDER BY id`, ev.UserID.String())
+				require.NoError(t, err)
+				got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+				require.NoError(t, err)
+				require.Equal(t, want[ev.UserID], got, "audit records of user %s out of publish order", ev.UserID)
+			}
+			batches := metric(t, b.reg, "outboxd_worker_batch_size", worker.HandlerAudit)
+			t.Logf("%d messages in %.0f batches", keys*perKey, batches)
+			require.Less(t, batches, float64(keys*perKey), "several messages at once, written together")
+		})
+	}
+}
