@@ -18,8 +18,10 @@ type Message struct {
 	// ID is the message id the inbox remembers; it must not be the zero UUID.
 	ID uuid.UUID
 	// Effect writes the message's effect with tx. An error undoes this
-	// message's effect and inbox row only, not the rest of the batch. A nil
-	// Effect only records the message.
+	// message's effect and inbox row only, not the rest of the batch. When
+	// another message of the batch fails, Effect runs a second time in the
+	// same transaction after the first run was rolled back, so it must
+	// write only with tx. A nil Effect only records the message.
 	Effect func(ctx context.Context, tx pgx.Tx) error
 }
 
@@ -40,12 +42,15 @@ func (o Outcome) Duplicate() bool { return !o.Done && o.Err == nil }
 
 // ProcessBatch is Process for many messages of one handler in one
 // transaction: it finds the messages the inbox has not seen in one
-// statement, runs the effects of those in order, each inside a savepoint, and
-// commits the effects and inbox rows together. It returns one Outcome per
-// message, in the order of batch.
+// statement, runs the effects of those in order, all inside one savepoint,
+// and commits the effects and inbox rows together. It returns one Outcome
+// per message, in the order of batch.
 //
-// A message whose effect fails is isolated: its savepoint rolls back, its
-// inbox row is removed, its Outcome carries the error, and the other messages
+// A message whose effect fails is isolated: the savepoint rolls back, the
+// effects run again each inside a savepoint of its own, so that an effect
+// runs twice in the transaction when another fails (only the second run
+// stays), and the failing one's savepoint rolls back, its inbox row is
+// removed, its Outcome carries the error, and the other messages
 // are committed as if it had not been in the batch. Redelivering a batch
 // changes nothing: every message is a Duplicate. A message id that appears
 // twice in batch is processed once; its later copies are Duplicates (or carry
@@ -112,11 +117,23 @@ func ProcessBatchTx(ctx context.Context, tx pgx.Tx, handler string, batch []Mess
 	if err != nil {
 		return nil, err
 	}
-	var failed []uuid.UUID
+	var run []int // the indexes of the messages whose effects run: first copies, unseen
 	for i, m := range batch {
-		if first[m.ID] != i || !unseen[m.ID] {
+		if first[m.ID] == i && unseen[m.ID] {
+			run = append(run, i)
+		}
+	}
+	ok, err := runTogether(ctx, tx, batch, run)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: batch: %w", handler, err)
+	}
+	var failed []uuid.UUID
+	for _, i := range run {
+		if ok {
+			outcomes[i].Done = true
 			continue
 		}
+		m := batch[i]
 		if err := runIsolated(ctx, tx, m); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("inbox %s: batch: %w", handler, ctx.Err())
@@ -172,6 +189,36 @@ func insertBatch(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID
 		unseen[id] = true
 	}
 	return unseen, nil
+}
+
+// runTogether runs the effects of batch[run] one after the other inside one
+// savepoint, the fast path: ok reports that every one succeeded. When one
+// fails, the savepoint is rolled back, undoing them all, and ok is false:
+// the caller runs them again one savepoint each, to find the one that
+// fails. err is a failure of the savepoint itself, or ctx's end.
+func runTogether(ctx context.Context, tx pgx.Tx, batch []Message, run []int) (ok bool, err error) {
+	if len(run) == 0 {
+		return true, nil
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, &savepointError{err}
+	}
+	for _, i := range run {
+		if err := orNoEffect(batch[i].Effect)(ctx, sp); err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if rbErr := sp.Rollback(ctx); rbErr != nil {
+				return false, &savepointError{rbErr}
+			}
+			return false, nil
+		}
+	}
+	if err := sp.Commit(ctx); err != nil { // RELEASE SAVEPOINT
+		return false, &savepointError{err}
+	}
+	return true, nil
 }
 
 // savepointError is a failure of the savepoint itself, which leaves the
