@@ -83,6 +83,14 @@ var wantFigures = map[string][]struct {
 		{"claim half-way through the drain, 300-row backlog: execution time", false},
 		{"claim half-way through the drain, 1200-row backlog: shared buffers hit", false},
 	},
+	"worker": {
+		{"profile + audit: worker vs raw batched SQL loop", true},
+		{"email + profile + audit: worker users/s vs raw mail loop mails/s", true},
+		{"commit → profile row p50: new worker vs today's", false},
+		{"commit → profile row p99: new worker vs today's", true},
+		{"worker RSS during the profile + audit drain, peak", false},
+		{"worker RSS during the profile + audit drain, median", false},
+	},
 	"idle": {
 		{"relay in wal: transactions/s it causes on an empty outbox, net of the baseline", true},
 		{"relay in poll: transactions/s it causes on an empty outbox, net of the baseline", false},
@@ -113,7 +121,7 @@ func TestRunEachBenchmark(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every benchmark")
 	}
-	charts := map[string]string{"latency": "latency.svg", "forwarder": "latency-vs-forwarder.svg"}
+	charts := map[string]string{"latency": "latency.svg", "forwarder": "latency-vs-forwarder.svg", "worker": "worker-latency.svg"}
 	// timelines are the latency-over-time charts, with their number of
 	// lines.
 	timelines := map[string]map[string]int{"latency": {"latency-long-tx.svg": 2}}
@@ -237,9 +245,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := bench.Run(context.Background(), "relay", bench.Config{
 		Duration: -time.Second, Rate: -1, LongTx: -time.Second, IdleDuration: -time.Second, TxRows: -1,
-		Retention: -time.Hour, Brokers: []broker.Kind{"mqtt"}, Sizes: []int{100, 0},
+		Retention: -time.Hour, Brokers: []broker.Kind{"mqtt"}, Sizes: []int{100, 0}, SMTPDelay: -time.Second,
 	})
-	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows", "Retention", "Brokers", "Sizes"} {
+	for _, field := range []string{"Duration", "Rate", "LongTx", "IdleDuration", "TxRows", "Retention", "Brokers", "Sizes", "SMTPDelay"} {
 		require.ErrorContains(t, err, field)
 	}
 

@@ -86,8 +86,10 @@ type Config struct {
 	// each benchmark's own.
 	Concurrency int
 	// Messages is the backlog the relay and forwarder benchmarks drain (the
-	// flat benchmark's drains with and without retention too), and the rows
-	// the capture benchmark writes. Defaults to MessagesDefault (200,000).
+	// flat benchmark's drains with and without retention too), the rows
+	// the capture benchmark writes, and the users whose user.created the
+	// worker benchmark's drains handle. Defaults to MessagesDefault
+	// (200,000).
 	Messages int
 	// Rate is the steady rate of the latency runs, in messages per second.
 	// Defaults to RateDefault (500).
@@ -102,6 +104,9 @@ type Config struct {
 	// TxRows is the number of rows in each writer transaction of the
 	// capture benchmark. Defaults to TxRowsDefault (10).
 	TxRows int
+	// SMTPDelay is how long the worker benchmark's SMTP sink holds each
+	// mail's DATA answer, to play a slower mail server. Defaults to 0.
+	SMTPDelay time.Duration
 	// OutDir receives the Markdown, CSV and SVG results. Defaults to
 	// OutDirDefault ("bench-results").
 	OutDir string
@@ -169,6 +174,9 @@ func (c Config) validate() error {
 	}
 	if c.TxRows <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: TxRows must be positive, got %d", c.TxRows))
+	}
+	if c.SMTPDelay < 0 {
+		errs = append(errs, fmt.Errorf("bench config: SMTPDelay must not be negative, got %s", c.SMTPDelay))
 	}
 	if c.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("bench config: Retention must be positive, got %s", c.Retention))

@@ -12,6 +12,9 @@
 // also publishes to the RabbitMQ and Redis of Config.AMQPURL and
 // Config.RedisURL (topics of the run's own, removed after) and to an
 // in-process kfake Kafka cluster unless Config.KafkaBrokers names one.
+// The worker benchmark runs the real `outboxd worker` as a child process
+// (the binary the bench runs in, os.Executable), so that its memory is its
+// own, with a local SMTP sink in the bench process as its mail server.
 // Results are printed as tables and written as Markdown and CSV, with SVG
 // charts and EXPLAIN plans, to Config.OutDir. `outboxd bench` is the
 // command line.

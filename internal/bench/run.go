@@ -20,6 +20,7 @@ var benchmarks = map[string]func(context.Context, *env) ([]Table, error){
 	"capture":   runCapture,
 	"idle":      runIdle,
 	"flat":      runFlat,
+	"worker":    runWorker,
 }
 
 // Names lists the benchmarks Run knows, sorted.

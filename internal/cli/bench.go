@@ -21,13 +21,14 @@ type BenchCmd struct {
 	Capture   BenchRun `cmd:"" help:"Sustained capture of --messages rows written at full speed: relay in wal with a no-op publisher vs a raw pglogrepl receive loop on a slot of its own."`
 	Idle      BenchRun `cmd:"" help:"Transactions/s the relay causes on an empty outbox in wal and in poll, net of a window without a relay (--idle-duration each)."`
 	Flat      BenchRun `cmd:"" help:"Cost flat as work grows: drains of backlogs of --sizes rows (no-op and NATS, poll, no retention) and EXPLAIN (ANALYZE, BUFFERS) of a claim at each size (explain-<size>.txt); a no-op drain of --messages rows with --retention vs without."`
+	Worker    BenchRun `cmd:"" help:"The real outboxd worker, run as a child process: drain of --messages user.created waiting in NATS JetStream with profile + audit vs a raw batched SQL loop writing the same rows (4 connections, 100 users a transaction); the same drain with email to a local SMTP sink (--smtp-delay) vs raw mail.NewSMTP sends (4 connections); commit → profile row p50/p95/p99 at --rate for --duration, new worker vs today's (one message at a time); the worker's peak and median RSS during the first drain."`
 }
 
 // BenchRun runs one benchmark; its name is the subcommand's.
 type BenchRun struct {
 	Duration    time.Duration `name:"duration" default:"5s" help:"Length of each measured point and of a latency run."`
 	Concurrency int           `name:"concurrency" default:"0" help:"Clients, transactions in flight, writers or relay lanes; 0 uses each benchmark's own (signup: 1, 16 and 64)."`
-	Messages    int           `name:"messages" default:"0" help:"Backlog the relay and forwarder benchmarks drain, rows the capture benchmark writes; 0 is 200000."`
+	Messages    int           `name:"messages" default:"0" help:"Backlog the relay, forwarder and worker benchmarks drain, rows the capture benchmark writes; 0 is 200000."`
 	Rate        int           `name:"rate" default:"500" help:"Messages per second of the latency runs."`
 	LongTx      time.Duration `name:"long-tx" default:"6s" help:"How long the latency benchmark holds a write transaction open in its long-transaction runs."`
 	IdleFor     time.Duration `name:"idle-duration" default:"30s" help:"How long the idle benchmark counts transactions, for each relay mode and for the baseline."`
@@ -40,6 +41,7 @@ type BenchRun struct {
 	KafkaURL    string        `name:"kafka-brokers" env:"KAFKA_BROKERS" help:"Kafka cluster (comma-separated host:port) of the relay benchmark; empty starts an in-process kfake cluster."`
 	Sizes       []int         `name:"sizes" sep:"," default:"20000,200000,2000000" help:"Backlogs the flat benchmark drains, in rows, comma-separated."`
 	Retention   time.Duration `name:"retention" default:"1h" help:"Relay retention of the flat benchmark's drain with retention."`
+	SMTPDelay   time.Duration `name:"smtp-delay" default:"0s" help:"How long the worker benchmark's SMTP sink holds each mail's answer, to play a slower mail server."`
 	Out         string        `name:"out" default:"bench-results" type:"path" help:"Directory of the Markdown, CSV and SVG results."`
 }
 
@@ -72,6 +74,7 @@ func (c *BenchRun) Run(ctx context.Context, g *Globals, kctx *kong.Context) erro
 		LongTx:       c.LongTx,
 		IdleDuration: c.IdleFor,
 		TxRows:       c.TxRows,
+		SMTPDelay:    c.SMTPDelay,
 		OutDir:       c.Out,
 		Out:          g.stdout,
 		Progress:     g.stderr,
