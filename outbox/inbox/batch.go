@@ -23,6 +23,14 @@ type Message struct {
 	// same transaction after the first run was rolled back, so it must
 	// write only with tx. A nil Effect only records the message.
 	Effect func(ctx context.Context, tx pgx.Tx) error
+	// Pipelined declares that Effect writes with tx.Exec alone and ignores
+	// the CommandTag it returns. When every message of a batch says so,
+	// their statements go to the server together, in one round trip,
+	// instead of one round trip each; Exec then returns an empty
+	// CommandTag and a nil error, and a statement's failure makes the
+	// batch run its effects again one by one, with a transaction of the
+	// usual kind, to find the message it belongs to.
+	Pipelined bool
 }
 
 // Outcome is what ProcessBatch did with one message of the batch.
@@ -204,21 +212,44 @@ func runTogether(ctx context.Context, tx pgx.Tx, batch []Message, run []int) (ok
 	if err != nil {
 		return false, &savepointError{err}
 	}
+	effects, pipeline := sp, (*pipelineTx)(nil)
+	if allPipelined(batch, run) {
+		pipeline = newPipelineTx(sp)
+		effects = pipeline
+	}
+	failed := false
 	for _, i := range run {
-		if err := orNoEffect(batch[i].Effect)(ctx, sp); err != nil {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			if rbErr := sp.Rollback(ctx); rbErr != nil {
-				return false, &savepointError{rbErr}
-			}
-			return false, nil
+		if err := orNoEffect(batch[i].Effect)(ctx, effects); err != nil {
+			failed = true
+			break
 		}
+	}
+	if !failed && pipeline != nil {
+		failed = pipeline.flush(ctx) != nil
+	}
+	if failed {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return false, &savepointError{rbErr}
+		}
+		return false, nil
 	}
 	if err := sp.Commit(ctx); err != nil { // RELEASE SAVEPOINT
 		return false, &savepointError{err}
 	}
 	return true, nil
+}
+
+// allPipelined reports whether every message of batch[run] is Pipelined.
+func allPipelined(batch []Message, run []int) bool {
+	for _, i := range run {
+		if !batch[i].Pipelined {
+			return false
+		}
+	}
+	return true
 }
 
 // savepointError is a failure of the savepoint itself, which leaves the

@@ -48,6 +48,60 @@ func TestProcessBatch(t *testing.T) {
 		require.Equal(t, len(ids), b.count(t, `SELECT count(*) FROM inbox WHERE handler = 'h'`))
 	})
 
+	t.Run("PipelinedPoisonMidBatchFailsAlone", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(9)
+		batch := batchOf("h", ids...)
+		for i := range batch {
+			batch[i].Pipelined = true
+		}
+		// The server refuses the statement; pipelined, Exec cannot say so,
+		// and the batch finds the message it belongs to by running the
+		// effects again one by one.
+		batch[4].Effect = func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ('h', $1::text::uuid)`, "not a uuid")
+			return err
+		}
+		outcomes, err := inbox.ProcessBatch(ctx, b.pool, "h", batch)
+		require.NoError(t, err)
+		for i, o := range outcomes {
+			if i == 4 {
+				require.ErrorContains(t, o.Err, "invalid input syntax for type uuid")
+				require.False(t, o.Done)
+				continue
+			}
+			require.True(t, o.Done, "message %d", i)
+			require.NoError(t, o.Err, "message %d", i)
+		}
+		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM effects`))
+		require.Zero(t, b.count(t, `SELECT count(*) FROM inbox WHERE message_id = $1`, ids[4]), "the poison message is not recorded")
+		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM inbox`))
+	})
+
+	t.Run("PipelinedStatementsRunInOrder", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(5)
+		batch := batchOf("h", ids...)
+		seen := make([]int, len(ids))
+		for i := range batch {
+			batch[i].Pipelined = true
+			write := batch[i].Effect
+			batch[i].Effect = func(ctx context.Context, tx pgx.Tx) error {
+				if err := write(ctx, tx); err != nil {
+					return err
+				}
+				// A query sends what was queued before it.
+				return tx.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&seen[i])
+			}
+		}
+		outcomes, err := inbox.ProcessBatch(ctx, b.pool, "h", batch)
+		require.NoError(t, err)
+		for i, o := range outcomes {
+			require.True(t, o.Done, "message %d", i)
+		}
+		require.Equal(t, []int{1, 2, 3, 4, 5}, seen, "each effect sees its own row and those before it")
+	})
+
 	t.Run("PoisonMidBatchFailsAlone", func(t *testing.T) {
 		t.Parallel()
 		b, ctx, ids := setup(t), context.Background(), newIDs(9)
