@@ -99,8 +99,8 @@ func (g *Globals) Logger() *slog.Logger {
 
 // Pool opens the database named by DATABASE_URL. Its error names the address
 // tried (never the password) and how to start a local PostgreSQL.
-func (g *Globals) Pool(ctx context.Context) (*pgxpool.Pool, error) {
-	pool, err := database.Open(ctx, g.DatabaseURL)
+func (g *Globals) Pool(ctx context.Context, opts ...database.Option) (*pgxpool.Pool, error) {
+	pool, err := database.Open(ctx, g.DatabaseURL, opts...)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		switch {

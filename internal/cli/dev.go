@@ -41,7 +41,9 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 	if err := createDatabase(ctx, g.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := g.Pool(ctx)
+	// One pool for every role: the worker's share, and pgx's default for
+	// the rest.
+	pool, err := g.Pool(ctx, database.WithMaxConns(c.WorkerFlags.config(logger, nil).Connections()+4))
 	if err != nil {
 		return err
 	}

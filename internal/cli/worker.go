@@ -12,6 +12,7 @@ import (
 
 	"github.com/outboxd/outboxd/internal/admin"
 	"github.com/outboxd/outboxd/internal/broker"
+	"github.com/outboxd/outboxd/internal/database"
 	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/worker"
 )
@@ -69,7 +70,7 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 		defer func() { _ = m.Close() }() // QUIT on the idle connections
 		mailer = m
 	}
-	pool, err := g.Pool(ctx)
+	pool, err := g.Pool(ctx, database.WithMaxConns(c.WorkerFlags.config(logger, nil).Connections()))
 	if err != nil {
 		return err
 	}
@@ -95,10 +96,14 @@ func (c *WorkerCmd) Run(ctx context.Context, g *Globals) error {
 func newWorker(pool *pgxpool.Pool, bcfg broker.Config, mailer mail.Mailer, f WorkerFlags, logger *slog.Logger, reg prometheus.Registerer) (*worker.Worker, []func(context.Context) error, error) {
 	wcfg := f.config(logger, reg)
 	// Each handler's subscription hands on as many messages at once as the
-	// handler works on; the worker keeps a key's messages apart.
-	handlerBroker := bcfg
-	handlerBroker.InFlight = wcfg.WithDefaults().Concurrency
+	// handler holds; the worker keeps a key's messages apart.
+	held := map[string]int{}
+	for _, h := range append(slices.Clone(worker.AllHandlers), worker.OptionalHandlers...) {
+		held[worker.Group(h)] = wcfg.Held(h)
+	}
 	subscribe := func(ctx context.Context, group string) (message.Subscriber, error) {
+		handlerBroker := bcfg
+		handlerBroker.InFlight = held[group]
 		return broker.NewSubscriber(ctx, handlerBroker, group)
 	}
 	services, err := profileServices(pool, bcfg, wcfg)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,11 +14,18 @@ import (
 
 // Open parses dsn, connects a pool and checks that PostgreSQL answers. The
 // error never contains the DSN's password.
-func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's parse errors quote the DSN, password included: say less.
 		return nil, errors.New("parse DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, o.maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -28,6 +36,18 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", Address(cfg.ConnConfig.Config), err)
 	}
 	return pool, nil
+}
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct{ maxConns int32 }
+
+// WithMaxConns raises the pool's size to n connections where pgx's default
+// (the larger of 4 and the number of CPUs) is smaller, for a process that
+// works on many things at once; pool_max_conns in the DSN wins.
+func WithMaxConns(n int) Option {
+	return func(o *options) { o.maxConns = int32(min(n, 1<<20)) }
 }
 
 // Address is host:port/database of a connection config, for messages that

@@ -18,13 +18,15 @@ import (
 // message's attempt submits its effect and waits for its own outcome, so
 // retries, dead letters, metrics and traces stay per message.
 //
-// A batch is written when it holds size messages, when wait has passed since
-// its first message, or at once when it holds every attempt in flight that
-// is not in a batch already: an idle worker adds no latency. Up to
-// batchWriters batches are written at once, so that a slow one does not
-// hold back the attempts after it; they never share a key, since the key
-// rule (keyOrdered) lets a message in only after the one of its key before
-// it is acked.
+// A batch is written when it holds size messages, or as soon as a writer is
+// free once wait has passed since its first message, once it holds a
+// writer's share of a full batch, or once it holds every attempt in flight
+// while no other batch is being written: an idle worker adds no latency,
+// and under load a batch grows while those before it commit, as a group
+// commit does. Up to batchWriters batches are written at once, so that a
+// slow one does not hold back the attempts after it; they never share a
+// key, since the key rule (keyOrdered) lets a message in only after the one
+// of its key before it is acked.
 // batchWriters is how many batches of one handler are written at once.
 const batchWriters = 4
 
@@ -40,6 +42,7 @@ type batcher struct {
 	batched  atomic.Int64 // attempts in a batch being written
 	requests chan *batchRequest
 	writers  chan struct{} // a slot per batch being written
+	written  chan struct{} // a batch was written: a waiting one may go
 }
 
 type batchRequest struct {
@@ -58,6 +61,7 @@ func newBatcher(handler string, db inbox.Beginner, cfg Config, m *handlerMetrics
 		timeout:  cfg.HandlerTimeout,
 		requests: make(chan *batchRequest),
 		writers:  make(chan struct{}, batchWriters),
+		written:  make(chan struct{}, 1),
 	}
 }
 
@@ -68,12 +72,13 @@ func (b *batcher) leave() { b.inFlight.Add(-1) }
 
 // process runs fn for message id in the next batch and returns done ==
 // false for a message the inbox had already seen, as inbox.Process does.
-// fn's context is the batch's; values of the message's own context (its
+// fn writes with tx.Exec alone and ignores its CommandTag, so that the
+// batch pipelines its statements (inbox.Message.Pipelined). fn's context is the batch's; values of the message's own context (its
 // correlation id) must be taken from ctx. If ctx ends first, process returns
 // its error: the message is nacked, and if its batch commits after all, the
 // redelivery is a duplicate.
 func (b *batcher) process(ctx context.Context, id uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) (bool, error) {
-	req := &batchRequest{ctx: ctx, message: inbox.Message{ID: id, Effect: fn}, result: make(chan inbox.Outcome, 1)}
+	req := &batchRequest{ctx: ctx, message: inbox.Message{ID: id, Effect: fn, Pipelined: true}, result: make(chan inbox.Outcome, 1)}
 	select {
 	case b.requests <- req:
 	case <-ctx.Done():
@@ -101,31 +106,62 @@ func (b *batcher) run(ctx context.Context) {
 			return
 		}
 		timer := time.NewTimer(b.wait)
+		waited, acquired := false, false
 	collect:
-		for len(batch) < b.size && int64(len(batch)) < b.inFlight.Load()-b.batched.Load() {
+		for len(batch) < b.size {
+			var writer chan<- struct{}
+			if waited || b.worthWriting(len(batch)) {
+				writer = b.writers
+			}
 			select {
 			case r := <-b.requests:
 				batch = append(batch, r)
-			case <-timer.C:
+			case writer <- struct{}{}:
+				acquired = true
 				break collect
+			case <-b.written: // a batch is done: look again
+			case <-timer.C:
+				waited = true
 			case <-ctx.Done():
 				timer.Stop()
 				return // the waiting attempts end with their own contexts
 			}
 		}
 		timer.Stop()
-		select {
-		case b.writers <- struct{}{}:
-		case <-ctx.Done():
-			return
+		if !acquired {
+			select {
+			case b.writers <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 		}
 		b.batched.Add(int64(len(batch)))
 		writing.Go(func() {
-			defer func() { <-b.writers }()
-			defer b.batched.Add(-int64(len(batch)))
+			defer func() {
+				b.batched.Add(-int64(len(batch)))
+				<-b.writers
+				select {
+				case b.written <- struct{}{}:
+				default:
+				}
+			}()
 			b.write(ctx, batch)
 		})
 	}
+}
+
+// worthWriting reports whether a batch of n messages should be written as
+// soon as a writer is free, before the wait has passed: when it holds every
+// attempt in flight and no other batch is being written (an idle worker
+// adds no latency), or when it holds a writer's share of a full batch.
+// Otherwise, under load, it grows while the batches before it commit, as
+// a group commit does.
+func (b *batcher) worthWriting(n int) bool {
+	if n >= max(1, b.size/batchWriters) {
+		return true
+	}
+	batched := b.batched.Load()
+	return batched == 0 && int64(n) >= b.inFlight.Load()
 }
 
 // write processes batch in one transaction and hands each request its

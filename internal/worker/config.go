@@ -79,7 +79,9 @@ type Config struct {
 	HandlerTimeout time.Duration
 	// Concurrency caps the messages each handler holds unacknowledged,
 	// working on them at once but never on two of the same key: a message
-	// waits for the one of its key before it. How many the broker hands
+	// waits for the one of its key before it. The profile and audit
+	// handlers, which write what they hold in batches, hold up to
+	// BatchSize where that is more (see Held). How many the broker hands
 	// over at once is the broker's setting. Defaults to ConcurrencyDefault
 	// (16).
 	Concurrency int
@@ -164,6 +166,39 @@ func (c Config) validate() error {
 }
 
 // runs reports whether the config selects handler.
+// Held returns how many messages handler holds unacknowledged at most:
+// Concurrency, or for a handler that writes in batches (profile, audit)
+// max(Concurrency, BatchSize), so that a batch can fill while the one
+// before it commits. Give its subscription as many (broker.Config.InFlight).
+func (c Config) Held(handler string) int {
+	c = c.WithDefaults()
+	if batched(handler) {
+		return max(c.Concurrency, c.BatchSize)
+	}
+	return c.Concurrency
+}
+
+// Connections returns how many database connections the worker's pool
+// should offer so that no handler waits for one: batchWriters for each
+// handler that writes in batches, up to 8 for each other handler (its
+// inbox checks and records, one message at a time each), and 4 for the
+// dead letters, readiness and the services beside the handlers.
+func (c Config) Connections() int {
+	c = c.WithDefaults()
+	n := 4
+	for _, h := range c.Handlers {
+		if batched(h) {
+			n += batchWriters
+		} else {
+			n += min(c.Concurrency, 8)
+		}
+	}
+	return n
+}
+
+// batched reports whether handler writes its messages in batches.
+func batched(handler string) bool { return handler == HandlerProfile || handler == HandlerAudit }
+
 func (c Config) runs(handler string) bool { return slices.Contains(c.Handlers, handler) }
 
 // errNoMailer is returned by New when the email handler is selected without

@@ -66,11 +66,19 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		cfg:       cfg,
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
-		batchers: map[string]*batcher{
-			HandlerProfile: newBatcher(HandlerProfile, pool, cfg, m),
-			HandlerAudit:   newBatcher(HandlerAudit, pool, cfg, m),
-		},
+		batchers:  batchers(pool, cfg, m),
 	}, nil
+}
+
+// batchers returns a batcher per handler that writes in batches.
+func batchers(pool *pgxpool.Pool, cfg Config, m *handlerMetrics) map[string]*batcher {
+	out := map[string]*batcher{}
+	for _, h := range AllHandlers {
+		if batched(h) {
+			out[h] = newBatcher(h, pool, cfg, m)
+		}
+	}
+	return out
 }
 
 // Run consumes until ctx ends, then stops taking messages, ends the
@@ -117,7 +125,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker: subscriber for %s (group %s): %w", name, Group(name), err)
 		}
 		subs = append(subs, sub)
-		sub = keyOrdered{Subscriber: sub, limit: w.cfg.Concurrency}
+		sub = keyOrdered{Subscriber: sub, limit: w.cfg.Held(name)}
 		for _, r := range w.routes(name, effects) {
 			h := router.AddConsumerHandler(r.name, r.topic, sub, r.fn)
 			h.AddMiddleware(w.middleware(name)...)
