@@ -21,9 +21,9 @@ import (
 // A batch is written when it holds size messages, or as soon as a writer is
 // free once wait has passed since its first message, once it holds a
 // writer's share of a full batch, or once it holds every attempt in flight
-// while no other batch is being written: an idle worker adds no latency,
-// and under load a batch grows while those before it commit, as a group
-// commit does. Up to batchWriters batches are written at once, so that a
+// while the batches being written are small: an idle worker adds no
+// latency, and under load a batch grows while those before it commit, as a
+// group commit does. Up to batchWriters batches are written at once, so that a
 // slow one does not hold back the attempts after it; they never share a
 // key, since the key rule (keyOrdered) lets a message in only after the one
 // of its key before it is acked.
@@ -151,17 +151,18 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 // worthWriting reports whether a batch of n messages should be written as
-// soon as a writer is free, before the wait has passed: when it holds every
-// attempt in flight and no other batch is being written (an idle worker
-// adds no latency), or when it holds a writer's share of a full batch.
-// Otherwise, under load, it grows while the batches before it commit, as
-// a group commit does.
+// soon as a writer is free, before the wait has passed: when it holds a
+// writer's share of a full batch, or when it holds every attempt in flight
+// not in a batch already while the batches being written hold less than
+// that share (a worker at ease adds no latency). Otherwise, under load, it
+// grows while the batches before it commit, as a group commit does.
 func (b *batcher) worthWriting(n int) bool {
-	if n >= max(1, b.size/batchWriters) {
+	share := int64(max(1, b.size/batchWriters))
+	if int64(n) >= share {
 		return true
 	}
 	batched := b.batched.Load()
-	return batched == 0 && int64(n) >= b.inFlight.Load()
+	return batched < share && int64(n) >= b.inFlight.Load()-batched
 }
 
 // write processes batch in one transaction and hands each request its

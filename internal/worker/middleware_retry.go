@@ -15,8 +15,13 @@ const (
 // retry retries a failed attempt in place with exponential backoff, up to
 // cfg.MaxRetries times. Permanent errors (a poison message) and attempts
 // whose message was abandoned (shutdown, ack deadline) are not retried.
+//
+// The first attempt runs outside Watermill's Retry, which sets up an
+// exponential backoff with its clock for every message; only a failed
+// attempt enters it, and Retry takes that failure as its own first attempt,
+// so the retries follow Retry's schedule exactly.
 func retry(cfg Config) message.HandlerMiddleware {
-	return middleware.Retry{
+	retrying := middleware.Retry{
 		MaxRetries:          cfg.MaxRetries,
 		InitialInterval:     cfg.RetryInitialInterval,
 		MaxInterval:         cfg.RetryMaxInterval,
@@ -28,5 +33,23 @@ func retry(cfg Config) message.HandlerMiddleware {
 		ShouldRetry: func(p middleware.RetryParams) bool {
 			return !isPermanent(p.Err)
 		},
-	}.Middleware
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context() // the attempt's own context ends with it
+			produced, err := h(msg)
+			if err == nil || isPermanent(err) {
+				return produced, err
+			}
+			msg.SetContext(ctx)
+			attempted := false
+			return retrying.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+				if !attempted {
+					attempted = true
+					return produced, err
+				}
+				return h(msg)
+			})(msg)
+		}
+	}
 }
