@@ -141,7 +141,11 @@ func (s *natsSubscriber) answer(ctx context.Context, m *nats.Msg, msg *message.M
 	defer expired.Stop()
 	select {
 	case <-msg.Acked():
-		if err := m.AckSync(); err != nil {
+		// Not AckSync: waiting for the server's answer costs a round trip
+		// a message, and Close flushes the connection before it closes it.
+		// An ack lost on the way means a redelivery, as an ack sent just
+		// before a crash does.
+		if err := m.Ack(); err != nil {
 			s.logger.Error("Cannot send ack", err, watermill.LogFields{"message_uuid": msg.UUID})
 		}
 	case <-msg.Nacked():
