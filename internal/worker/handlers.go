@@ -124,7 +124,9 @@ func (w *Worker) sendWelcome(ctx context.Context, d delivery) (bool, error) {
 	}
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if err := inbox.Record(recordCtx, w.pool, HandlerEmail, d.id); err != nil {
+	// Recorded in a batch with the other mails just sent: a commit for
+	// many mails, not one each.
+	if _, err := w.mailRecords.process(recordCtx, d.id, nil); err != nil {
 		// Failing now would only send the mail again at once.
 		loggerFrom(ctx, w.logger).ErrorContext(ctx, "welcome mail sent but not recorded: a redelivery sends it again", "error", err)
 	}

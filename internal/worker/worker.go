@@ -33,6 +33,8 @@ type Worker struct {
 	logger    *slog.Logger
 	metrics   *handlerMetrics
 	batchers  map[string]*batcher // the database handlers' batches
+	// mailRecords records sent welcome mails in the inbox in batches.
+	mailRecords *batcher
 
 	mu     sync.Mutex
 	ran    bool
@@ -67,6 +69,10 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
 		batchers:  batchers(pool, cfg, m),
+		// Records only, waited for by attempts that have sent their mail:
+		// no attempt is counted in flight (enter), so a record never waits
+		// for mails still being sent.
+		mailRecords: newBatcher(HandlerEmail, pool, cfg, m),
 	}, nil
 }
 
@@ -149,6 +155,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if b := w.batchers[name]; b != nil {
 			batchers.Go(func() { b.run(batchCtx) })
 		}
+	}
+	if w.cfg.runs(HandlerEmail) {
+		batchers.Go(func() { w.mailRecords.run(batchCtx) })
 	}
 	// The batchers outlive ctx until the router has ended the attempts in
 	// flight, so that a batch being written finishes rather than fails.

@@ -102,7 +102,9 @@ func ExampleProcessBatch() {
 		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b002"),
 		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000b003"),
 	} {
-		batch = append(batch, inbox.Message{ID: id, Effect: func(ctx context.Context, tx pgx.Tx) error {
+		// The effect writes with Exec alone and ignores its CommandTag, so
+		// the batch may send every effect's statement in one round trip.
+		batch = append(batch, inbox.Message{ID: id, Pipelined: true, Effect: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `INSERT INTO welcomes VALUES ($1, NULLIF($2, 'nobody'))`, id, names[id])
 			return err
 		}})
