@@ -85,6 +85,8 @@ var wantFigures = map[string][]struct {
 	},
 	"worker": {
 		{"profile + audit: worker vs raw batched SQL loop", true},
+		{"the broker's side: raw nats.go consume loop", false},
+		{"drain, profile + audit: worker vs combined ceiling", false},
 		{"email + profile + audit: worker users/s vs raw mail loop mails/s", true},
 		{"commit → profile row p50: new worker vs today's", false},
 		{"commit → profile row p99: new worker vs today's", true},
