@@ -87,8 +87,8 @@ func runWorker(ctx context.Context, e *env) ([]Table, error) {
 // workerFigures are the worker benchmark's measurements.
 type workerFigures struct {
 	rawSQL, rawNATS, drain, rawMail, emailDrain float64
-	today, latest                      latencies
-	rss                                []float64
+	today, latest                               latencies
+	rss                                         []float64
 }
 
 // combinedCeiling is the fastest a drain can be when its two sides, each
