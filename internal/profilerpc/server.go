@@ -120,7 +120,7 @@ func (s *Server) addHandler(r *message.Router, t *transport) error {
 			return s.cfg.RequestTopic, nil
 		},
 		SubscriberConstructor: func(cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return t.sub, nil
+			return registeredSubscriber{t}, nil
 		},
 		OnHandle:  s.onHandle,
 		Marshaler: marshaler,

@@ -49,6 +49,19 @@ func (t *transport) subscribe(ctx context.Context, topic string) (<-chan *messag
 	return msgs, nil
 }
 
+// registeredSubscriber is the transport's subscriber whose Subscribe
+// returns once the broker routes the topic's messages to it
+// (transport.subscribe), so that a service the router reports running
+// answers the very first request: core NATS drops a request that reaches
+// the server before the subscription does.
+type registeredSubscriber struct{ t *transport }
+
+func (s registeredSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.t.subscribe(ctx, topic)
+}
+
+func (s registeredSubscriber) Close() error { return s.t.sub.Close() }
+
 // Close closes the subscriber, then the publisher.
 func (t *transport) Close() error {
 	return errors.Join(t.sub.Close(), t.pub.Close())
