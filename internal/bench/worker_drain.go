@@ -27,6 +27,33 @@ const (
 	rawWorkerTxUsers = 100
 )
 
+// pollLoop runs poll every interval, at once first, until poll reports
+// done, fails or ctx ends. A failure is handed to failed unless ctx has
+// ended. The returned stop ends the loop and waits for it.
+func pollLoop(ctx context.Context, interval time.Duration, poll func(context.Context) (done bool, err error), failed func(error)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			done, err := poll(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					failed(err)
+				}
+				return
+			}
+			if done || !sleepCtx(ctx, interval) {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-ended
+	}
+}
+
 // effectPollInterval is how often a drain counts the committed profile and
 // audit rows: each count scans the tables, which hold up to --messages
 // rows, so a tighter poll would take a core's share from the worker it
@@ -53,32 +80,17 @@ type effectPoller struct {
 // startEffectPoller polls until stop or until both tables hold n rows.
 func (e *env) startEffectPoller(ctx context.Context, n int) *effectPoller {
 	p := &effectPoller{pool: e.pool, n: int64(n)}
-	ctx, cancel := context.WithCancel(ctx)
-	ended := make(chan struct{})
-	p.stop = func() {
-		cancel()
-		<-ended
-	}
-	go func() {
-		defer close(ended)
-		for {
-			profilesDone, auditDone := p.profiles.Load() >= p.n, p.audit.Load() >= p.n
-			if profilesDone && auditDone {
-				return
-			}
-			if err := p.poll(ctx, !profilesDone, !auditDone); err != nil {
-				if ctx.Err() == nil {
-					p.mu.Lock()
-					p.err = err
-					p.mu.Unlock()
-				}
-				return
-			}
-			if !sleepCtx(ctx, effectPollInterval) {
-				return
-			}
+	p.stop = pollLoop(ctx, effectPollInterval, func(ctx context.Context) (bool, error) {
+		profilesDone, auditDone := p.profiles.Load() >= p.n, p.audit.Load() >= p.n
+		if profilesDone && auditDone {
+			return true, nil
 		}
-	}()
+		return false, p.poll(ctx, !profilesDone, !auditDone)
+	}, func(err error) {
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+	})
 	return p
 }
 

@@ -150,34 +150,20 @@ type profileDetector struct {
 // startProfileDetector polls until stop, which returns the latencies.
 func (e *env) startProfileDetector(ctx context.Context) *profileDetector {
 	d := &profileDetector{pool: e.pool, pending: map[uuid.UUID]time.Time{}}
-	ctx, cancel := context.WithCancel(ctx)
-	ended := make(chan struct{})
+	stopPolling := pollLoop(ctx, profilePollInterval, func(ctx context.Context) (bool, error) {
+		return false, d.poll(ctx)
+	}, func(err error) {
+		d.mu.Lock()
+		d.err = err
+		d.mu.Unlock()
+	})
 	var once sync.Once
 	d.stop = func() []time.Duration {
-		once.Do(func() {
-			cancel()
-			<-ended
-		})
+		once.Do(stopPolling)
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.lat
 	}
-	go func() {
-		defer close(ended)
-		for {
-			if err := d.poll(ctx); err != nil {
-				if ctx.Err() == nil {
-					d.mu.Lock()
-					d.err = err
-					d.mu.Unlock()
-				}
-				return
-			}
-			if !sleepCtx(ctx, profilePollInterval) {
-				return
-			}
-		}
-	}()
 	return d
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/event"
@@ -43,15 +44,23 @@ func TestMessagesOfOneKeyAreHandledInOrder(t *testing.T) {
 	tr.publish(ctx, msgs...)
 	waitCount(t, b.pool, keys*perKey, 20*time.Second, `SELECT count(*) FROM audit_log`)
 
-	for _, ev := range users {
-		rows, err := b.pool.Query(context.Background(),
-			`SELECT message_id FROM audit_log WHERE subject = $1 ORDER BY id`, ev.UserID.String())
+	requireAuditOrder(t, b.pool, want)
+	require.Greater(t, metric(t, b.reg, "outboxd_worker_messages_handled_total", worker.HandlerAudit), 0.0)
+}
+
+// requireAuditOrder checks that the audit log lists each user's messages
+// in the order of want (user → message ids), the order they were handed
+// to the worker.
+func requireAuditOrder(t *testing.T, pool *pgxpool.Pool, want map[uuid.UUID][]uuid.UUID) {
+	t.Helper()
+	for user, ids := range want {
+		rows, err := pool.Query(context.Background(),
+			`SELECT message_id FROM audit_log WHERE subject = $1 ORDER BY id`, user.String())
 		require.NoError(t, err)
 		got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 		require.NoError(t, err)
-		require.Equal(t, want[ev.UserID], got, "audit records of user %s out of arrival order", ev.UserID)
+		require.Equal(t, ids, got, "audit records of user %s out of the order they were handed over", user)
 	}
-	require.Greater(t, metric(t, b.reg, "outboxd_worker_messages_handled_total", worker.HandlerAudit), 0.0)
 }
 
 // gateMailer holds every mail until release is closed, reporting each

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/broker"
@@ -64,14 +63,7 @@ func TestConcurrentBatchesOnRealTransports(t *testing.T) {
 			b.start(t)
 			waitCount(t, b.pool, keys*perKey, 60*time.Second, `SELECT count(*) FROM audit_log`)
 
-			for _, ev := range users {
-				rows, err := b.pool.Query(context.Background(),
-					`SELECT message_id FROM audit_log WHERE subject = $1 ORDER BY id`, ev.UserID.String())
-				require.NoError(t, err)
-				got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-				require.NoError(t, err)
-				require.Equal(t, want[ev.UserID], got, "audit records of user %s out of publish order", ev.UserID)
-			}
+			requireAuditOrder(t, b.pool, want)
 			batches := metric(t, b.reg, "outboxd_worker_batch_size", worker.HandlerAudit)
 			t.Logf("%d messages in %.0f batches", keys*perKey, batches)
 			require.Less(t, batches, float64(keys*perKey), "several messages at once, written together")
