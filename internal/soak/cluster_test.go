@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/database"
 )
 
@@ -189,6 +191,27 @@ func (c *cluster) adminURL() string { return c.url("postgres") }
 
 func (c *cluster) url(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// createPool is createMigrated with a pool on the new database, closed
+// when t ends.
+func (c *cluster) createPool(t *testing.T, name string) (dsn string, pool *pgxpool.Pool) {
+	t.Helper()
+	dsn = c.createMigrated(t, name)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return dsn, pool
+}
+
+// startNATS runs an embedded NATS JetStream server until t ends and
+// returns its URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	natsURL, stop, err := broker.StartEmbeddedNATS(context.Background(), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return natsURL
 }
 
 // createMigrated creates database name and applies outboxd's migrations.

@@ -64,9 +64,7 @@ func TestFailoverToAPromotedStandby(t *testing.T) {
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/outbox?sslmode=disable&target_session_attrs=read-write",
 		primary.port, standby.port)
 
-	natsURL, stopNATS, err := broker.StartEmbeddedNATS(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(stopNATS)
+	natsURL := startNATS(t)
 	seen := subscribe(t, natsURL, failoverTopic)
 
 	var relays []*process

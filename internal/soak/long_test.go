@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/internal/mail"
 )
@@ -176,14 +175,8 @@ type longRun struct {
 func startLongRun(t *testing.T, mode soakMode, out string) *longRun {
 	ctx := context.Background()
 	pg := newCluster(t, walSettings...)
-	dsn := pg.createMigrated(t, "outboxd_soak_long")
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-
-	natsURL, stopNATS, err := broker.StartEmbeddedNATS(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(stopNATS)
+	dsn, pool := pg.createPool(t, "outboxd_soak_long")
+	natsURL := startNATS(t)
 	sink := newMailSink(t)
 
 	common := []string{"DATABASE_URL=" + dsn, "BROKER=nats", "BROKER_URL=" + natsURL, "LOG_FORMAT=text"}
@@ -206,6 +199,7 @@ func startLongRun(t *testing.T, mode soakMode, out string) *longRun {
 		return n > 0 && (mode.name != "wal" || countLogs(r.relays, "relay: streaming the WAL") > 0)
 	})
 
+	var err error
 	r.nc, err = nats.Connect(natsURL, nats.MaxReconnects(-1))
 	require.NoError(t, err)
 	t.Cleanup(r.nc.Close)

@@ -13,10 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/outbox"
 )
 
@@ -67,14 +65,8 @@ func TestWALKeyOrderAcrossKilledRelays(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := newCluster(t, walSettings...)
-	dsn := pg.createMigrated(t, "outboxd_order")
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-
-	natsURL, stopNATS, err := broker.StartEmbeddedNATS(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(stopNATS)
+	dsn, pool := pg.createPool(t, "outboxd_order")
+	natsURL := startNATS(t)
 	seen := subscribe(t, natsURL, orderTopic)
 
 	var relays []*process
@@ -111,7 +103,10 @@ func TestWALKeyOrderAcrossKilledRelays(t *testing.T) {
 	}
 	flowing("the first leader", 1)
 	for kill := 1; kill <= orderKills; kill++ {
-		var leading *process
+		var (
+			leading *process
+			err     error
+		)
 		waitFor(t, 15*time.Second, "relay_leader names a running relay", func() bool {
 			leading, err = liveLeader(pool, relays)
 			return leading != nil

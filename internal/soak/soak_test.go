@@ -78,10 +78,7 @@ func TestSoakUnderFaults(t *testing.T) {
 // soak is the soak body in one capture mode.
 func soak(t *testing.T, mode soakMode) {
 	pg := newCluster(t, walSettings...)
-	dsn := pg.createMigrated(t, "outboxd_soak")
-	pool, err := pgxpool.New(context.Background(), dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	dsn, pool := pg.createPool(t, "outboxd_soak")
 
 	natsDir := t.TempDir()
 	natsURL, stopNATS, err := broker.StartEmbeddedNATS(context.Background(), natsDir)
