@@ -83,10 +83,11 @@ type Config struct {
 	// order. More lets a consumer such as the worker work on several at
 	// once, still handed on in delivery order; keeping a key's messages
 	// apart is then the consumer's concern. NATS JetStream honours it (the
-	// group's consumer holds up to max(8, InFlight) messages unacked);
-	// Kafka hands over one message per partition at a time whatever it
-	// says, so its partitions are its concurrency; the other transports
-	// hand on one message at a time.
+	// group's consumer holds up to max(8, InFlight) messages unacked), and
+	// so does RabbitMQ (a channel's prefetch is max(16, InFlight), each
+	// message acked on its own); Kafka hands over one message per partition
+	// at a time whatever it says, so its partitions are its concurrency;
+	// Redis and postgres hand on one message at a time.
 	InFlight int
 
 	// Logger receives the transports' logs, bridged with

@@ -32,9 +32,12 @@
 //     a message unanswered for Config.AckTimeout is redelivered.
 //   - RabbitMQ: a durable fanout exchange named after the topic, and per
 //     group a durable queue topic_group (user.created_email) bound to it;
-//     persistent messages, publisher confirms. A nack requeues. A group's
-//     queue exists from its first Subscribe on: messages published before
-//     it are not in it.
+//     persistent messages, publisher confirms. Each Subscribe consumes on a
+//     channel of its own, prefetch max(16, Config.InFlight), acks each
+//     message on its own and consumes again, dialling again if need be,
+//     when the channel is lost. A nack requeues. A group's queue exists
+//     from its first Subscribe (or SubscribeInitialize) on: messages
+//     published before it are not in it.
 //   - Redis Streams: the stream key is the topic, the consumer group is the
 //     group (created at the stream's start), each subscriber a new consumer
 //     in it. Messages a departed consumer left unacked are claimed by the

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outboxd/outboxd/relay"
@@ -21,3 +22,13 @@ func NewPublisherWrapping(ctx context.Context, cfg Config,
 
 // ErrAMQPNack is a RabbitMQ publisher confirm's nack.
 var ErrAMQPNack = errAMQPNack
+
+// DropAMQPConnection closes the connection of a RabbitMQ subscriber from
+// NewSubscriber, as a RabbitMQ restart would end it, for tests of what its
+// subscriptions do when their channels are lost.
+func DropAMQPConnection(sub message.Subscriber) error {
+	s := sub.(*subscriber).transport.(*amqpSubscriber)
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return s.conn.Close()
+}

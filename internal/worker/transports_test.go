@@ -3,11 +3,13 @@ package worker_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/broker"
@@ -34,6 +36,28 @@ func TestConcurrentBatchesOnRealTransports(t *testing.T) {
 		{"nats", startNATS},
 		{"kafka", func(t *testing.T) broker.Config {
 			return broker.Config{Kind: broker.KindKafka, URL: kafkatest.Brokers(t), Logger: discard}
+		}},
+		{"amqp", func(t *testing.T) broker.Config {
+			// The shared RabbitMQ: the group's queue on user.created, emptied
+			// of what a run before left, must exist before the test publishes.
+			bcfg := broker.Config{Kind: broker.KindAMQP, URL: os.Getenv("OUTBOXD_TEST_AMQP_URL"), Logger: discard}.WithDefaults()
+			queue := event.TopicUserCreated + "_" + worker.Group(worker.HandlerAudit)
+			deleteQueue := func() {
+				conn, err := amqp091.Dial(bcfg.URL)
+				require.NoError(t, err)
+				defer conn.Close()
+				ch, err := conn.Channel()
+				require.NoError(t, err)
+				_, err = ch.QueueDelete(queue, false, false, false)
+				require.NoError(t, err)
+			}
+			deleteQueue()
+			t.Cleanup(deleteQueue)
+			sub, err := broker.NewSubscriber(context.Background(), bcfg, worker.Group(worker.HandlerAudit))
+			require.NoError(t, err)
+			defer sub.Close()
+			require.NoError(t, sub.(message.SubscribeInitializer).SubscribeInitialize(event.TopicUserCreated))
+			return bcfg
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
