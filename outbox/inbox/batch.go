@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/outboxd/outboxd/outbox/pgtx"
 )
@@ -81,17 +82,25 @@ func ProcessBatch(ctx context.Context, db Beginner, handler string, batch []Mess
 		done, err := Process(ctx, db, handler, m.ID, orNoEffect(m.Effect))
 		return []Outcome{{ID: m.ID, Done: done, Err: err}}, nil
 	}
+	return inTx(ctx, db, handler, len(batch), func(tx pgx.Tx) ([]Outcome, error) {
+		return ProcessBatchTx(ctx, tx, handler, batch)
+	})
+}
+
+// inTx runs process, a batch of n messages, in a transaction of its own and
+// commits it.
+func inTx(ctx context.Context, db Beginner, handler string, n int, process func(tx pgx.Tx) ([]Outcome, error)) ([]Outcome, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: begin batch: %w", handler, err)
 	}
 	defer pgtx.Rollback(ctx, tx)
-	outcomes, err := ProcessBatchTx(ctx, tx, handler, batch)
+	outcomes, err := process(tx)
 	if err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("inbox %s: commit batch of %d: %w", handler, len(batch), err)
+		return nil, fmt.Errorf("inbox %s: commit batch of %d: %w", handler, n, err)
 	}
 	return outcomes, nil
 }
@@ -100,38 +109,59 @@ func ProcessBatch(ctx context.Context, db Beginner, handler string, batch []Mess
 // records and effects of the Done messages become visible when tx commits,
 // and vanish if it rolls back. After an error the caller must roll tx back.
 func ProcessBatchTx(ctx context.Context, tx pgx.Tx, handler string, batch []Message) ([]Outcome, error) {
+	ids := make([]uuid.UUID, len(batch))
+	for i, m := range batch {
+		ids[i] = m.ID
+	}
+	return processTx(ctx, tx, handler, ids, messageEffects(batch))
+}
+
+// effects are how a batch's effects are written: together, on the fast
+// path, or one message alone, to isolate a failure.
+type effects interface {
+	// together writes the effects of the messages at run inside sp; an
+	// error undoes them all.
+	together(ctx context.Context, sp pgx.Tx, run []int) error
+	// alone writes the effect of the message at i inside sp.
+	alone(ctx context.Context, sp pgx.Tx, i int) error
+}
+
+// processTx records ids for handler in tx and writes the effects of those
+// the inbox had not seen with fx, isolating the messages whose effects
+// fail. It is the common body of ProcessBatchTx and ProcessSetTx.
+func processTx(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID, fx effects) ([]Outcome, error) {
 	if handler == "" {
 		return nil, ErrNoHandler
 	}
-	outcomes := make([]Outcome, len(batch))
-	first := make(map[uuid.UUID]int, len(batch)) // id → index of its first copy
-	ids := make([]uuid.UUID, 0, len(batch))
-	for i, m := range batch {
-		outcomes[i].ID = m.ID
-		if m.ID == uuid.Nil {
+	outcomes := make([]Outcome, len(ids))
+	first := make(map[uuid.UUID]int, len(ids)) // id → index of its first copy
+	distinct := make([]uuid.UUID, 0, len(ids))
+	for i, id := range ids {
+		outcomes[i].ID = id
+		if id == uuid.Nil {
 			outcomes[i].Err = ErrNoMessageID
 			continue
 		}
-		if _, ok := first[m.ID]; !ok {
-			first[m.ID] = i
-			ids = append(ids, m.ID)
+		if _, ok := first[id]; !ok {
+			first[id] = i
+			distinct = append(distinct, id)
 		}
 	}
-	if len(ids) == 0 {
+	if len(distinct) == 0 {
 		return outcomes, nil
 	}
 
-	unseen, err := insertBatch(ctx, tx, handler, ids)
+	unseen, err := insertBatch(ctx, tx, handler, distinct)
 	if err != nil {
 		return nil, err
 	}
 	var run []int // the indexes of the messages whose effects run: first copies, unseen
-	for i, m := range batch {
-		if first[m.ID] == i && unseen[m.ID] {
+	for i, id := range ids {
+		if first[id] == i && unseen[id] {
 			run = append(run, i)
 		}
 	}
-	ok, err := runTogether(ctx, tx, batch, run)
+	ok, err := runTogether(ctx, tx, fx, run)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: batch: %w", handler, err)
 	}
@@ -141,16 +171,15 @@ func ProcessBatchTx(ctx context.Context, tx pgx.Tx, handler string, batch []Mess
 			outcomes[i].Done = true
 			continue
 		}
-		m := batch[i]
-		if err := runIsolated(ctx, tx, m); err != nil {
+		if err := runIsolated(ctx, tx, fx, i); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("inbox %s: batch: %w", handler, ctx.Err())
 			}
 			if _, ok := err.(*savepointError); ok {
 				return nil, fmt.Errorf("inbox %s: batch: %w", handler, err)
 			}
-			outcomes[i].Err = fmt.Errorf("inbox %s: message %s: %w", handler, m.ID, err)
-			failed = append(failed, m.ID)
+			outcomes[i].Err = fmt.Errorf("inbox %s: message %s: %w", handler, ids[i], err)
+			failed = append(failed, ids[i])
 			continue
 		}
 		outcomes[i].Done = true
@@ -158,13 +187,13 @@ func ProcessBatchTx(ctx context.Context, tx pgx.Tx, handler string, batch []Mess
 	if len(failed) > 0 {
 		if _, err := tx.Exec(ctx,
 			`DELETE FROM inbox WHERE handler = $1 AND message_id = ANY($2::uuid[])`,
-			handler, failed,
+			handler, pgUUIDs(failed),
 		); err != nil {
 			return nil, fmt.Errorf("inbox %s: forget %d failed messages: %w", handler, len(failed), err)
 		}
 	}
-	for i, m := range batch {
-		if j, ok := first[m.ID]; ok && j != i {
+	for i, id := range ids {
+		if j, ok := first[id]; ok && j != i {
 			outcomes[i].Err = outcomes[j].Err // a later copy: a duplicate unless the first failed
 		}
 	}
@@ -183,28 +212,28 @@ func insertBatch(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID
 		 SELECT $1, id FROM unnest($2::uuid[]) WITH ORDINALITY AS m(id, n) ORDER BY n
 		 ON CONFLICT DO NOTHING
 		 RETURNING message_id`,
-		handler, sorted,
+		handler, pgUUIDs(sorted),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: record batch of %d: %w", handler, len(ids), err)
 	}
-	recorded, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	recorded, err := pgx.CollectRows(rows, pgx.RowTo[pgtype.UUID])
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: record batch of %d: %w", handler, len(ids), err)
 	}
 	unseen := make(map[uuid.UUID]bool, len(recorded))
 	for _, id := range recorded {
-		unseen[id] = true
+		unseen[id.Bytes] = true
 	}
 	return unseen, nil
 }
 
-// runTogether runs the effects of batch[run] one after the other inside one
-// savepoint, the fast path: ok reports that every one succeeded. When one
+// runTogether writes the effects of the messages at run with fx.together
+// inside one savepoint, the fast path: ok reports that it succeeded. When it
 // fails, the savepoint is rolled back, undoing them all, and ok is false:
-// the caller runs them again one savepoint each, to find the one that
+// the caller writes them again one savepoint each, to find the one that
 // fails. err is a failure of the savepoint itself, or ctx's end.
-func runTogether(ctx context.Context, tx pgx.Tx, batch []Message, run []int) (ok bool, err error) {
+func runTogether(ctx context.Context, tx pgx.Tx, fx effects, run []int) (ok bool, err error) {
 	if len(run) == 0 {
 		return true, nil
 	}
@@ -212,22 +241,7 @@ func runTogether(ctx context.Context, tx pgx.Tx, batch []Message, run []int) (ok
 	if err != nil {
 		return false, &savepointError{err}
 	}
-	effects, pipeline := sp, (*pipelineTx)(nil)
-	if allPipelined(batch, run) {
-		pipeline = newPipelineTx(sp)
-		effects = pipeline
-	}
-	failed := false
-	for _, i := range run {
-		if err := orNoEffect(batch[i].Effect)(ctx, effects); err != nil {
-			failed = true
-			break
-		}
-	}
-	if !failed && pipeline != nil {
-		failed = pipeline.flush(ctx) != nil
-	}
-	if failed {
+	if err := fx.together(ctx, sp, run); err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -240,6 +254,31 @@ func runTogether(ctx context.Context, tx pgx.Tx, batch []Message, run []int) (ok
 		return false, &savepointError{err}
 	}
 	return true, nil
+}
+
+// messageEffects are the effects of a batch of Messages: each its own
+// Effect, pipelined together when every one of them says so.
+type messageEffects []Message
+
+func (b messageEffects) together(ctx context.Context, sp pgx.Tx, run []int) error {
+	effects, pipeline := sp, (*pipelineTx)(nil)
+	if allPipelined(b, run) {
+		pipeline = newPipelineTx(sp)
+		effects = pipeline
+	}
+	for _, i := range run {
+		if err := orNoEffect(b[i].Effect)(ctx, effects); err != nil {
+			return err
+		}
+	}
+	if pipeline != nil {
+		return pipeline.flush(ctx)
+	}
+	return nil
+}
+
+func (b messageEffects) alone(ctx context.Context, sp pgx.Tx, i int) error {
+	return orNoEffect(b[i].Effect)(ctx, sp)
 }
 
 // allPipelined reports whether every message of batch[run] is Pipelined.
@@ -259,14 +298,14 @@ type savepointError struct{ err error }
 func (e *savepointError) Error() string { return "savepoint: " + e.err.Error() }
 func (e *savepointError) Unwrap() error { return e.err }
 
-// runIsolated runs m's effect inside a savepoint and undoes it alone if it
-// fails.
-func runIsolated(ctx context.Context, tx pgx.Tx, m Message) error {
+// runIsolated writes the effect of the message at i with fx.alone inside a
+// savepoint and undoes it alone if it fails.
+func runIsolated(ctx context.Context, tx pgx.Tx, fx effects, i int) error {
 	sp, err := tx.Begin(ctx) // a pgx.Tx's Begin is a SAVEPOINT
 	if err != nil {
 		return &savepointError{err}
 	}
-	if err := orNoEffect(m.Effect)(ctx, sp); err != nil {
+	if err := fx.alone(ctx, sp, i); err != nil {
 		if rbErr := sp.Rollback(ctx); rbErr != nil {
 			return &savepointError{rbErr}
 		}

@@ -19,7 +19,11 @@
 // ProcessBatch: one statement finds the messages the inbox has not seen, and
 // one transaction writes their effects and inbox rows. Each effect runs in a
 // savepoint, so a failing message is reported alone in its Outcome and the
-// others commit; send the failed one through the usual retries.
+// others commit; send the failed one through the usual retries. A handler
+// whose effects fit one statement for the whole batch (INSERT … SELECT …
+// FROM unnest, CopyFrom) uses ProcessSet instead: a batch then costs the
+// database a few statements rather than one per message, and a failing
+// statement is isolated by running it again for each message alone.
 //
 // Effects outside the database (an email, a call to another service) cannot
 // share the transaction. Check Seen before the effect and Record after it:

@@ -134,3 +134,56 @@ func ExampleProcessBatch() {
 	// delivery 2: nobody failed alone
 	// delivery 2: grace duplicate
 }
+
+func ExampleProcessSet() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDSN)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS badges (message_id uuid PRIMARY KEY, name text NOT NULL)`); err != nil {
+		log.Fatal(err)
+	}
+
+	ids := []uuid.UUID{
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000c001"),
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000c002"),
+		uuid.MustParse("0190a3c4-5b6d-7e8f-9a0b-00000000c003"),
+	}
+	names := []string{"ada", "nobody", "grace"} // nobody is poison: stored as NULL, which badges refuses
+	// One statement writes the effects of every message the inbox has not
+	// seen; when it fails, it runs again for each message alone.
+	write := func(ctx context.Context, tx pgx.Tx, indexes []int) error {
+		setIDs, setNames := make([]uuid.UUID, len(indexes)), make([]string, len(indexes))
+		for k, i := range indexes {
+			setIDs[k], setNames[k] = ids[i], names[i]
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO badges SELECT id, NULLIF(name, 'nobody') FROM unnest($1::uuid[], $2::text[]) AS m(id, name)`, setIDs, setNames)
+		return err
+	}
+
+	for delivery := 1; delivery <= 2; delivery++ { // the broker delivers the batch twice
+		outcomes, err := inbox.ProcessSet(ctx, pool, "badger", ids, write)
+		if err != nil {
+			log.Fatal(err) // nothing written: leave the whole batch for redelivery
+		}
+		for i, o := range outcomes {
+			switch {
+			case o.Err != nil:
+				fmt.Printf("delivery %d: %s failed alone\n", delivery, names[i])
+			case o.Duplicate():
+				fmt.Printf("delivery %d: %s duplicate\n", delivery, names[i])
+			default:
+				fmt.Printf("delivery %d: %s done\n", delivery, names[i])
+			}
+		}
+	}
+	// Output:
+	// delivery 1: ada done
+	// delivery 1: nobody failed alone
+	// delivery 1: grace done
+	// delivery 2: ada duplicate
+	// delivery 2: nobody failed alone
+	// delivery 2: grace duplicate
+}

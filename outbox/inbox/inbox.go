@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/outboxd/outboxd/outbox/pgtx"
 )
@@ -92,7 +93,7 @@ func Seen(ctx context.Context, db DB, handler string, messageID uuid.UUID) (bool
 	var seen bool
 	err := db.QueryRow(ctx,
 		`SELECT EXISTS (SELECT 1 FROM inbox WHERE handler = $1 AND message_id = $2)`,
-		handler, messageID,
+		handler, pgUUID(messageID),
 	).Scan(&seen)
 	if err != nil {
 		return false, fmt.Errorf("inbox %s: look up message %s: %w", handler, messageID, err)
@@ -137,7 +138,7 @@ func Prune(ctx context.Context, db DB, olderThan time.Duration) (int64, error) {
 func insert(ctx context.Context, db DB, handler string, messageID uuid.UUID) (bool, error) {
 	tag, err := db.Exec(ctx,
 		`INSERT INTO inbox (handler, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-		handler, messageID,
+		handler, pgUUID(messageID),
 	)
 	if err != nil {
 		return false, fmt.Errorf("inbox %s: record message %s: %w", handler, messageID, err)
@@ -153,4 +154,18 @@ func validate(handler string, messageID uuid.UUID) error {
 		return ErrNoMessageID
 	}
 	return nil
+}
+
+// pgUUID is id as pgx encodes it in binary. A uuid.UUID argument goes
+// through its driver.Valuer, as text, at several times the cost: on a
+// batch's hot path that shows.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
+
+// pgUUIDs is pgUUID for each of ids.
+func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgUUID(id)
+	}
+	return out
 }

@@ -1,0 +1,63 @@
+package inbox
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// SetEffect writes the effects of several messages of a batch at once, in
+// one statement (INSERT … SELECT … FROM unnest(…), CopyFrom) rather than a
+// statement each. indexes are the positions, in the batch's ids, of the
+// messages to apply: the ones the inbox had not seen, in batch order. It
+// must write only with tx; an error undoes everything it wrote.
+type SetEffect func(ctx context.Context, tx pgx.Tx, indexes []int) error
+
+// ProcessSet is ProcessBatch for a handler that writes the effects of many
+// messages as one set: write is called once for every message the inbox
+// has not seen, so that a batch of a hundred messages costs the database
+// a few statements, not a hundred.
+//
+// When write fails, the messages are isolated as ProcessBatch isolates
+// them: write is called again for each message alone (indexes of length
+// one), each inside a savepoint of its own, in the same transaction; the
+// ones that fail alone carry their error in their Outcome and the others
+// commit. So write runs twice for some messages when one of them fails, and
+// only the last run stays.
+//
+// ids may repeat: a later copy is a Duplicate (or carries the first copy's
+// error). A non-nil error means the batch as a whole failed and nothing was
+// written. A batch of one message is Process, without a savepoint.
+func ProcessSet(ctx context.Context, db Beginner, handler string, ids []uuid.UUID, write SetEffect) ([]Outcome, error) {
+	if handler == "" {
+		return nil, ErrNoHandler
+	}
+	if len(ids) == 1 {
+		done, err := Process(ctx, db, handler, ids[0], func(ctx context.Context, tx pgx.Tx) error {
+			return write(ctx, tx, []int{0})
+		})
+		return []Outcome{{ID: ids[0], Done: done, Err: err}}, nil
+	}
+	return inTx(ctx, db, handler, len(ids), func(tx pgx.Tx) ([]Outcome, error) {
+		return ProcessSetTx(ctx, tx, handler, ids, write)
+	})
+}
+
+// ProcessSetTx is ProcessSet inside the caller's transaction tx: the
+// records and effects of the Done messages become visible when tx commits,
+// and vanish if it rolls back. After an error the caller must roll tx back.
+func ProcessSetTx(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID, write SetEffect) ([]Outcome, error) {
+	return processTx(ctx, tx, handler, ids, setEffects(write))
+}
+
+// setEffects writes a batch's effects with a SetEffect.
+type setEffects SetEffect
+
+func (w setEffects) together(ctx context.Context, sp pgx.Tx, run []int) error {
+	return w(ctx, sp, run)
+}
+
+func (w setEffects) alone(ctx context.Context, sp pgx.Tx, i int) error {
+	return w(ctx, sp, []int{i})
+}

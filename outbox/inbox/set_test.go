@@ -1,0 +1,136 @@
+package inbox_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/outboxd/outboxd/outbox/inbox"
+)
+
+// writeSet returns a SetEffect that writes one effects row per message of
+// ids for handler h in one statement, refusing poison (and failing the
+// whole statement) when it holds that id, and counting its calls.
+func writeSet(h string, ids []uuid.UUID, poison uuid.UUID, calls *atomic.Int64) inbox.SetEffect {
+	return func(ctx context.Context, tx pgx.Tx, indexes []int) error {
+		calls.Add(1)
+		rows := make([]string, len(indexes))
+		for k, i := range indexes {
+			rows[k] = ids[i].String()
+			if ids[i] == poison {
+				rows[k] = "not a uuid"
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO effects SELECT $1, id::uuid FROM unnest($2::text[]) AS r(id)`, h, rows)
+		return err
+	}
+}
+
+func TestProcessSet(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OneStatementForTheUnseen", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(50)
+		var calls atomic.Int64
+		// Ten were handled before: only the other forty reach the effect.
+		_, err := inbox.ProcessSet(ctx, b.pool, "h", ids[:10], writeSet("h", ids[:10], uuid.Nil, &calls))
+		require.NoError(t, err)
+		calls.Store(0)
+
+		var got []uuid.UUID
+		write := func(ctx context.Context, tx pgx.Tx, indexes []int) error {
+			for _, i := range indexes {
+				got = append(got, ids[i])
+			}
+			return writeSet("h", ids, uuid.Nil, &calls)(ctx, tx, indexes)
+		}
+		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", ids, write)
+		require.NoError(t, err)
+		require.Len(t, outcomes, len(ids))
+		for i, o := range outcomes {
+			require.Equal(t, ids[i], o.ID, "outcomes follow the batch's order")
+			require.NoError(t, o.Err)
+			require.Equal(t, i >= 10, o.Done, "message %d", i)
+			require.Equal(t, i < 10, o.Duplicate(), "message %d", i)
+		}
+		require.EqualValues(t, 1, calls.Load(), "one call for the whole set")
+		require.Equal(t, ids[10:], got, "the unseen, in batch order")
+		require.Equal(t, len(ids), b.count(t, `SELECT count(*) FROM effects`))
+		require.Equal(t, len(ids), b.count(t, `SELECT count(*) FROM inbox WHERE handler = 'h'`))
+	})
+
+	t.Run("PoisonMidSetFailsAlone", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(9)
+		var calls atomic.Int64
+		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, ids[4], &calls))
+		require.NoError(t, err)
+		for i, o := range outcomes {
+			if i == 4 {
+				require.ErrorContains(t, o.Err, "invalid input syntax for type uuid")
+				require.False(t, o.Done)
+				continue
+			}
+			require.True(t, o.Done, "message %d", i)
+			require.NoError(t, o.Err, "message %d", i)
+		}
+		require.EqualValues(t, 1+len(ids), calls.Load(), "the set once, then each message alone")
+		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM effects`), "the others' effects, once each")
+		require.Zero(t, b.count(t, `SELECT count(*) FROM inbox WHERE message_id = $1`, ids[4]), "the poison message is not recorded")
+		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM inbox`))
+	})
+
+	t.Run("RedeliveredSetChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(20)
+		var calls atomic.Int64
+		_, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, uuid.Nil, &calls))
+		require.NoError(t, err)
+		// Delivered again, with a copy of the first message inside.
+		again := append(append([]uuid.UUID{}, ids...), ids[0])
+		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", again, writeSet("h", again, uuid.Nil, &calls))
+		require.NoError(t, err)
+		for i, o := range outcomes {
+			require.True(t, o.Duplicate(), "message %d", i)
+		}
+		require.EqualValues(t, 1, calls.Load(), "nothing unseen: the effect is not called")
+		require.Equal(t, len(ids), b.count(t, `SELECT count(*) FROM effects`))
+	})
+
+	t.Run("CopiesInOneSetRunOnce", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, id := setup(t), context.Background(), uuid.New()
+		ids := []uuid.UUID{id, uuid.New(), id}
+		var calls atomic.Int64
+		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, uuid.Nil, &calls))
+		require.NoError(t, err)
+		require.True(t, outcomes[0].Done)
+		require.True(t, outcomes[1].Done)
+		require.True(t, outcomes[2].Duplicate())
+		require.Equal(t, 2, b.count(t, `SELECT count(*) FROM effects`))
+	})
+
+	t.Run("OneMessageIsProcess", func(t *testing.T) {
+		t.Parallel()
+		b, ctx, ids := setup(t), context.Background(), newIDs(1)
+		var calls atomic.Int64
+		poisoned, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, ids[0], &calls))
+		require.NoError(t, err, "a lone message's failure is its own")
+		require.Error(t, poisoned[0].Err)
+		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, uuid.Nil, &calls))
+		require.NoError(t, err)
+		require.True(t, outcomes[0].Done)
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects`))
+	})
+
+	t.Run("NoHandler", func(t *testing.T) {
+		t.Parallel()
+		_, err := inbox.ProcessSet(context.Background(), nil, "", newIDs(2), nil)
+		require.ErrorIs(t, err, inbox.ErrNoHandler)
+	})
+}
