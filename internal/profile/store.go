@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Querier runs a query that returns at most one row: a *pgxpool.Pool, a
@@ -21,11 +22,28 @@ type Querier interface {
 // worker's inbox record). It fails when the user does not exist or already
 // has a profile.
 func Create(ctx context.Context, tx pgx.Tx, userID uuid.UUID, displayName string) error {
+	if err := CreateSet(ctx, tx, []uuid.UUID{userID}, []string{displayName}); err != nil {
+		return fmt.Errorf("profile of user %s: %w", userID, err)
+	}
+	return nil
+}
+
+// CreateSet is Create for many users in one statement: the profile of
+// userIDs[i] gets displayNames[i]. It fails as a whole, writing nothing,
+// when any of them would fail alone.
+func CreateSet(ctx context.Context, tx pgx.Tx, userIDs []uuid.UUID, displayNames []string) error {
+	if len(userIDs) != len(displayNames) {
+		return fmt.Errorf("insert profiles: %d users but %d names", len(userIDs), len(displayNames))
+	}
+	users := make([]pgtype.UUID, len(userIDs))
+	for i, id := range userIDs {
+		users[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
 	_, err := tx.Exec(ctx,
-		`INSERT INTO profiles (user_id, display_name) VALUES ($1, $2)`,
-		userID, displayName)
+		`INSERT INTO profiles (user_id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`,
+		users, displayNames)
 	if err != nil {
-		return fmt.Errorf("insert profile of user %s: %w", userID, err)
+		return fmt.Errorf("insert %d profiles: %w", len(userIDs), err)
 	}
 	return nil
 }

@@ -61,9 +61,35 @@ func TestCreateFails(t *testing.T) {
 	}
 
 	require.NoError(t, create(id))
-	require.ErrorContains(t, create(id), "insert profile of user "+id.String(), "a second profile of one user")
+	require.ErrorContains(t, create(id), "profile of user "+id.String(), "a second profile of one user")
 	missing := uuid.New()
-	require.ErrorContains(t, create(missing), "insert profile of user "+missing.String(), "a profile of no user")
+	require.ErrorContains(t, create(missing), "profile of user "+missing.String(), "a profile of no user")
+}
+
+func TestCreateSet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	ada, grace := insertUser(t, pool), insertUser(t, pool)
+	createSet := func(users []uuid.UUID, names []string) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return profile.CreateSet(ctx, tx, users, names)
+		})
+	}
+
+	require.ErrorContains(t, createSet([]uuid.UUID{ada, uuid.New()}, []string{"Ada", "Nobody"}), "insert 2 profiles",
+		"a profile of no user fails the set")
+	_, err := profile.Get(ctx, pool, ada)
+	require.ErrorIs(t, err, profile.ErrNotFound, "a failed set writes none of its profiles")
+
+	require.NoError(t, createSet([]uuid.UUID{ada, grace}, []string{"Ada", "Grace"}))
+	for id, name := range map[uuid.UUID]string{ada: "Ada", grace: "Grace"} {
+		got, err := profile.Get(ctx, pool, id)
+		require.NoError(t, err)
+		require.Equal(t, name, got.DisplayName)
+		require.Equal(t, "en", got.Locale)
+	}
+	require.ErrorContains(t, createSet([]uuid.UUID{ada}, nil), "1 users but 0 names")
 }
 
 func TestGetNotFound(t *testing.T) {
