@@ -14,25 +14,26 @@ import (
 )
 
 // batcher gathers the messages one database handler works on at the same
-// time into batches for inbox.ProcessBatch, below the middleware: each
+// time into batches for inbox.ProcessSet, below the middleware: each
 // message's attempt submits its effect and waits for its own outcome, so
 // retries, dead letters, metrics and traces stay per message.
 //
-// A batch is written when it holds size messages, or as soon as a writer is
-// free once wait has passed since its first message, once it holds a
-// writer's share of a full batch, or once it holds every attempt in flight
-// while the batches being written are small: an idle worker adds no
-// latency, and under load a batch grows while those before it commit, as a
-// group commit does. Up to batchWriters batches are written at once, so that a
-// slow one does not hold back the attempts after it; they never share a
-// key, since the key rule (keyOrdered) lets a message in only after the one
-// of its key before it is acked.
-// batchWriters is how many batches of one handler are written at once.
-const batchWriters = 4
+// A batch is written when it holds size messages, when it holds every
+// attempt in flight not in a batch already while no full batch is being
+// written (an idle worker adds no latency), or as soon as a writer is free
+// once wait has passed since its first message. Under load a batch grows
+// while the one before it commits, as a group commit does. Up to
+// batchWriters batches are written at once, so that a slow one does not
+// hold back the attempts after it; they never share a key, since the key
+// rule (keyOrdered) lets a message in only after the one of its key before
+// it is acked. A handler holds batchWriters+1 full batches (Config.Held),
+// so that one fills while the others commit.
+const batchWriters = 2
 
 type batcher struct {
 	handler string
 	db      inbox.Beginner
+	effects effectSet // nil: the batch is only recorded
 	size    int
 	wait    time.Duration
 	timeout time.Duration // bounds one batch's transaction
@@ -46,16 +47,21 @@ type batcher struct {
 }
 
 type batchRequest struct {
-	ctx     context.Context
-	message inbox.Message
-	result  chan inbox.Outcome // buffered: the batcher never blocks on it
+	ctx      context.Context
+	delivery delivery
+	result   chan inbox.Outcome // buffered: the batcher never blocks on it
 }
 
-func newBatcher(handler string, db inbox.Beginner, cfg Config, m *handlerMetrics) *batcher {
+// effectSet writes the effects of the deliveries of a batch in one
+// statement, as an inbox.SetEffect does, with tx alone.
+type effectSet func(ctx context.Context, tx pgx.Tx, ds []delivery) error
+
+func newBatcher(handler string, db inbox.Beginner, effects effectSet, cfg Config, m *handlerMetrics) *batcher {
 	return &batcher{
 		sizes:    m.batchSize.WithLabelValues(handler),
 		handler:  handler,
 		db:       db,
+		effects:  effects,
 		size:     cfg.BatchSize,
 		wait:     cfg.BatchWait,
 		timeout:  cfg.HandlerTimeout,
@@ -70,15 +76,12 @@ func newBatcher(handler string, db inbox.Beginner, cfg Config, m *handlerMetrics
 func (b *batcher) enter() { b.inFlight.Add(1) }
 func (b *batcher) leave() { b.inFlight.Add(-1) }
 
-// process runs fn for message id in the next batch and returns done ==
-// false for a message the inbox had already seen, as inbox.Process does.
-// fn writes with tx.Exec alone and ignores its CommandTag, so that the
-// batch pipelines its statements (inbox.Message.Pipelined). fn's context is the batch's; values of the message's own context (its
-// correlation id) must be taken from ctx. If ctx ends first, process returns
-// its error: the message is nacked, and if its batch commits after all, the
-// redelivery is a duplicate.
-func (b *batcher) process(ctx context.Context, id uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) (bool, error) {
-	req := &batchRequest{ctx: ctx, message: inbox.Message{ID: id, Effect: fn, Pipelined: true}, result: make(chan inbox.Outcome, 1)}
+// process writes d's effect in the next batch and returns done == false
+// for a message the inbox had already seen, as inbox.Process does. If ctx
+// ends first, process returns its error: the message is nacked, and if its
+// batch commits after all, the redelivery is a duplicate.
+func (b *batcher) process(ctx context.Context, d delivery) (bool, error) {
+	req := &batchRequest{ctx: ctx, delivery: d, result: make(chan inbox.Outcome, 1)}
 	select {
 	case b.requests <- req:
 	case <-ctx.Done():
@@ -151,18 +154,13 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 // worthWriting reports whether a batch of n messages should be written as
-// soon as a writer is free, before the wait has passed: when it holds a
-// writer's share of a full batch, or when it holds every attempt in flight
-// not in a batch already while the batches being written hold less than
-// that share (a worker at ease adds no latency). Otherwise, under load, it
-// grows while the batches before it commit, as a group commit does.
+// soon as a writer is free, before the wait has passed: when it holds every
+// attempt in flight not in a batch already, while the batches being written
+// are less than a full one (a worker at ease adds no latency). Otherwise,
+// under load, it grows while the batches before it commit.
 func (b *batcher) worthWriting(n int) bool {
-	share := int64(max(1, b.size/batchWriters))
-	if int64(n) >= share {
-		return true
-	}
 	batched := b.batched.Load()
-	return batched < share && int64(n) >= b.inFlight.Load()-batched
+	return batched < int64(b.size) && int64(n) >= b.inFlight.Load()-batched
 }
 
 // write processes batch in one transaction and hands each request its
@@ -179,9 +177,9 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 		return
 	}
 	b.sizes.Observe(float64(len(live)))
-	messages := make([]inbox.Message, len(live))
+	ids := make([]uuid.UUID, len(live))
 	for i, r := range live {
-		messages[i] = r.message
+		ids[i] = r.delivery.id
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
@@ -197,10 +195,19 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 		})
 		defer stop()
 	}
-	outcomes, err := inbox.ProcessBatch(ctx, b.db, b.handler, messages)
+	outcomes, err := inbox.ProcessSet(ctx, b.db, b.handler, ids, func(ctx context.Context, tx pgx.Tx, indexes []int) error {
+		if b.effects == nil {
+			return nil
+		}
+		ds := make([]delivery, len(indexes))
+		for k, i := range indexes {
+			ds[k] = live[i].delivery
+		}
+		return b.effects(ctx, tx, ds)
+	})
 	for i, r := range live {
 		if err != nil {
-			r.result <- inbox.Outcome{ID: r.message.ID, Err: err}
+			r.result <- inbox.Outcome{ID: r.delivery.id, Err: err}
 			continue
 		}
 		r.result <- outcomes[i]

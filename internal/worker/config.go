@@ -81,7 +81,7 @@ type Config struct {
 	// working on them at once but never on two of the same key: a message
 	// waits for the one of its key before it. The profile and audit
 	// handlers, which write what they hold in batches, hold up to
-	// BatchSize where that is more (see Held). How many the broker hands
+	// 3 × BatchSize where that is more (see Held). How many the broker hands
 	// over at once is the broker's setting. Defaults to ConcurrencyDefault
 	// (16).
 	Concurrency int
@@ -168,12 +168,12 @@ func (c Config) validate() error {
 // runs reports whether the config selects handler.
 // Held returns how many messages handler holds unacknowledged at most:
 // Concurrency, or for a handler that writes in batches (profile, audit)
-// max(Concurrency, BatchSize), so that a batch can fill while the one
-// before it commits. Give its subscription as many (broker.Config.InFlight).
+// max(Concurrency, 3 × BatchSize), so that a full batch fills while the two
+// before it commit. Give its subscription as many (broker.Config.InFlight).
 func (c Config) Held(handler string) int {
 	c = c.WithDefaults()
 	if batched(handler) {
-		return max(c.Concurrency, c.BatchSize)
+		return max(c.Concurrency, (batchWriters+1)*c.BatchSize)
 	}
 	return c.Concurrency
 }

@@ -24,9 +24,10 @@
 // middleware below, hands its effect to its handler's batcher and waits for
 // its own outcome. A batch (up to Config.BatchSize messages, waiting at most
 // Config.BatchWait, and not at all once it holds every attempt in flight) is
-// one inbox.ProcessBatch transaction with a savepoint per message, so a
-// failing message fails alone and goes through retries and dead letters
-// like any other. Batches grow only when the transport hands over several
+// one inbox.ProcessSet transaction, its effects written by one statement
+// for the whole batch; when that statement fails, each message is written
+// again alone in a savepoint of its own, so a failing message fails alone
+// and goes through retries and dead letters like any other. Batches grow only when the transport hands over several
 // messages at once.
 //
 // The nestjs handler (HandlerNestJS, run only when named) delivers events

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/internal/mail"
@@ -25,9 +26,10 @@ const recordTimeout = 5 * time.Second
 
 // delivery is one decoded user.created message.
 type delivery struct {
-	id      uuid.UUID
-	event   event.UserCreated
-	payload []byte
+	id          uuid.UUID
+	event       event.UserCreated
+	payload     []byte
+	correlation string // the message's correlation id, or ""
 }
 
 // effect performs one handler's effect for a delivery and reports done ==
@@ -61,7 +63,7 @@ func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc
 		if err != nil {
 			return err
 		}
-		done, err := eff(ctx, delivery{id: id, event: ev, payload: msg.Payload})
+		done, err := eff(ctx, delivery{id: id, event: ev, payload: msg.Payload, correlation: correlationID(ctx)})
 		if err != nil {
 			return err
 		}
@@ -77,28 +79,51 @@ func (w *Worker) handle(handler string, eff effect) message.NoPublishHandlerFunc
 // the table's defaults for the rest, once per message, in a batch with the
 // other profile messages in flight.
 func (w *Worker) createProfile(ctx context.Context, d delivery) (bool, error) {
-	return w.batchers[HandlerProfile].process(ctx, d.id, func(ctx context.Context, tx pgx.Tx) error {
-		return profile.Create(ctx, tx, d.event.UserID, d.event.Name)
-	})
+	return w.batchers[HandlerProfile].process(ctx, d)
 }
 
-// appendAudit appends user.created to audit_log, once per message. The
-// record's time is when the user was created, not when the worker got to it.
-// It is written in a batch with the other audit messages in flight; the
-// correlation id comes from the message's own context.
-func (w *Worker) appendAudit(msgCtx context.Context, d delivery) (bool, error) {
-	correlation := correlationID(msgCtx)
-	return w.batchers[HandlerAudit].process(msgCtx, d.id, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
+// createProfiles writes the profiles of a batch's deliveries in one
+// statement.
+func createProfiles(ctx context.Context, tx pgx.Tx, ds []delivery) error {
+	users, names := make([]uuid.UUID, len(ds)), make([]string, len(ds))
+	for i, d := range ds {
+		users[i], names[i] = d.event.UserID, d.event.Name
+	}
+	return profile.CreateSet(ctx, tx, users, names)
+}
+
+// appendAudit appends user.created to audit_log, once per message, in a
+// batch with the other audit messages in flight.
+func (w *Worker) appendAudit(ctx context.Context, d delivery) (bool, error) {
+	return w.batchers[HandlerAudit].process(ctx, d)
+}
+
+// appendAudits appends the audit records of a batch's deliveries in one
+// statement, in the batch's order. A record's time is when the user was
+// created, not when the worker got to it.
+func appendAudits(ctx context.Context, tx pgx.Tx, ds []delivery) error {
+	var (
+		subjects     = make([]string, len(ds))
+		occurred     = make([]time.Time, len(ds))
+		correlations = make([]string, len(ds))
+		messages     = make([]pgtype.UUID, len(ds))
+		payloads     = make([]string, len(ds))
+	)
+	for i, d := range ds {
+		subjects[i], occurred[i], correlations[i] = d.event.UserID.String(), d.event.CreatedAt, d.correlation
+		messages[i], payloads[i] = pgtype.UUID{Bytes: d.id, Valid: true}, string(d.payload)
+	}
+	_, err := tx.Exec(ctx, `
 INSERT INTO audit_log (event, actor, subject, occurred_at, correlation_id, message_id, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
-			event.TopicUserCreated, AuditActorSignup, d.event.UserID.String(), d.event.CreatedAt,
-			correlation, d.id, string(d.payload))
-		if err != nil {
-			return fmt.Errorf("append audit record of user %s: %w", d.event.UserID, err)
-		}
-		return nil
-	})
+SELECT $1, $2, r.subject, r.occurred_at, r.correlation_id, r.message_id, r.payload::jsonb
+FROM unnest($3::text[], $4::timestamptz[], $5::text[], $6::uuid[], $7::text[])
+     WITH ORDINALITY AS r(subject, occurred_at, correlation_id, message_id, payload, n)
+ORDER BY r.n`,
+		event.TopicUserCreated, AuditActorSignup, subjects, occurred, correlations, messages, payloads)
+	if err != nil {
+		return fmt.Errorf("append %d audit records: %w", len(ds), err)
+	}
+	return nil
 }
 
 // sendWelcome sends the welcome mail unless the inbox says it was sent, and
@@ -126,7 +151,7 @@ func (w *Worker) sendWelcome(ctx context.Context, d delivery) (bool, error) {
 	defer cancel()
 	// Recorded in a batch with the other mails just sent: a commit for
 	// many mails, not one each.
-	if _, err := w.mailRecords.process(recordCtx, d.id, nil); err != nil {
+	if _, err := w.mailRecords.process(recordCtx, d); err != nil {
 		// Failing now would only send the mail again at once.
 		loggerFrom(ctx, w.logger).ErrorContext(ctx, "welcome mail sent but not recorded: a redelivery sends it again", "error", err)
 	}

@@ -67,22 +67,25 @@ func newMetrics(reg prometheus.Registerer) (*handlerMetrics, error) {
 // times the attempt; failures are logged as warnings (the dead letter, if it
 // comes to that, is logged as an error).
 func instrument(handler string, m *handlerMetrics, logger *slog.Logger) message.HandlerMiddleware {
+	// The handler's series, looked up once rather than per message.
+	retried, duration := m.retried.WithLabelValues(handler), m.duration.WithLabelValues(handler)
+	failed, handled := m.failed.WithLabelValues(handler), m.handled.WithLabelValues(handler)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := msg.Context()
 			n := attempt(ctx)
 			if n > 1 {
-				m.retried.WithLabelValues(handler).Inc()
+				retried.Inc()
 			}
 			start := time.Now()
 			out, err := h(msg)
-			m.duration.WithLabelValues(handler).Observe(time.Since(start).Seconds())
+			duration.Observe(time.Since(start).Seconds())
 			if err != nil {
-				m.failed.WithLabelValues(handler).Inc()
+				failed.Inc()
 				loggerFrom(ctx, logger).WarnContext(ctx, "handler attempt failed", "attempt", n, "error", err)
 				return out, err
 			}
-			m.handled.WithLabelValues(handler).Inc()
+			handled.Inc()
 			return out, nil
 		}
 	}

@@ -16,15 +16,13 @@ import (
 func correlate(handler string, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			id := msg.Metadata.Get(outbox.MetadataCorrelationID)
-			ctx := msg.Context()
-			l := logger.With("handler", handler, "message_id", msg.UUID)
-			if id != "" {
-				l = l.With("correlation_id", id)
+			info := &messageInfo{
+				correlationID: msg.Metadata.Get(outbox.MetadataCorrelationID),
+				handler:       handler,
+				messageID:     msg.UUID,
+				base:          logger,
 			}
-			ctx = context.WithValue(ctx, correlationKey, id)
-			ctx = context.WithValue(ctx, loggerKey, l)
-			msg.SetContext(ctx)
+			msg.SetContext(context.WithValue(msg.Context(), messageKey, info))
 			return h(msg)
 		}
 	}

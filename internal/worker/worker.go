@@ -72,19 +72,16 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		// Records only, waited for by attempts that have sent their mail:
 		// no attempt is counted in flight (enter), so a record never waits
 		// for mails still being sent.
-		mailRecords: newBatcher(HandlerEmail, pool, cfg, m),
+		mailRecords: newBatcher(HandlerEmail, pool, nil, cfg, m),
 	}, nil
 }
 
 // batchers returns a batcher per handler that writes in batches.
 func batchers(pool *pgxpool.Pool, cfg Config, m *handlerMetrics) map[string]*batcher {
-	out := map[string]*batcher{}
-	for _, h := range AllHandlers {
-		if batched(h) {
-			out[h] = newBatcher(h, pool, cfg, m)
-		}
+	return map[string]*batcher{
+		HandlerProfile: newBatcher(HandlerProfile, pool, createProfiles, cfg, m),
+		HandlerAudit:   newBatcher(HandlerAudit, pool, appendAudits, cfg, m),
 	}
-	return out
 }
 
 // Run consumes until ctx ends, then stops taking messages, ends the
