@@ -187,7 +187,7 @@ func processTx(ctx context.Context, tx pgx.Tx, handler string, ids []uuid.UUID, 
 	if len(failed) > 0 {
 		if _, err := tx.Exec(ctx,
 			`DELETE FROM inbox WHERE handler = $1 AND message_id = ANY($2::uuid[])`,
-			handler, pgUUIDs(failed),
+			planEachTime, handler, pgUUIDs(failed),
 		); err != nil {
 			return nil, fmt.Errorf("inbox %s: forget %d failed messages: %w", handler, len(failed), err)
 		}

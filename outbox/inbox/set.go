@@ -2,9 +2,11 @@ package inbox
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // SetEffect writes the effects of several messages of a batch at once, in
@@ -61,3 +63,40 @@ func (w setEffects) together(ctx context.Context, sp pgx.Tx, run []int) error {
 func (w setEffects) alone(ctx context.Context, sp pgx.Tx, i int) error {
 	return w(ctx, sp, []int{i})
 }
+
+// SeenSet is Seen for many messages in one statement: seen[i] reports
+// whether handler has recorded ids[i].
+func SeenSet(ctx context.Context, db DB, handler string, ids []uuid.UUID) (seen []bool, err error) {
+	if handler == "" {
+		return nil, ErrNoHandler
+	}
+	for _, id := range ids {
+		if id == uuid.Nil {
+			return nil, ErrNoMessageID
+		}
+	}
+	var recorded []pgtype.UUID
+	if err := db.QueryRow(ctx,
+		`SELECT coalesce(array_agg(message_id), '{}') FROM inbox WHERE handler = $1 AND message_id = ANY($2::uuid[])`,
+		planEachTime, handler, pgUUIDs(ids),
+	).Scan(&recorded); err != nil {
+		return nil, fmt.Errorf("inbox %s: look up %d messages: %w", handler, len(ids), err)
+	}
+	found := make(map[uuid.UUID]bool, len(recorded))
+	for _, id := range recorded {
+		found[id.Bytes] = true
+	}
+	seen = make([]bool, len(ids))
+	for i, id := range ids {
+		seen[i] = found[id]
+	}
+	return seen, nil
+}
+
+// planEachTime makes pgx send a statement unprepared, so that PostgreSQL
+// plans it for its arguments every time. A statement matching
+// message_id = ANY($2) must not keep a generic plan: one made while the
+// inbox was small scans every row of the handler and filters the ids,
+// which costs milliseconds once the table has grown (seen in `outboxd bench
+// worker`: 20 ms a lookup at 100,000 rows).
+const planEachTime = pgx.QueryExecModeExec

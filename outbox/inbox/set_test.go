@@ -134,3 +134,63 @@ func TestProcessSet(t *testing.T) {
 		require.ErrorIs(t, err, inbox.ErrNoHandler)
 	})
 }
+
+func TestSeenSet(t *testing.T) {
+	t.Parallel()
+	b, ctx, ids := setup(t), context.Background(), newIDs(4)
+	require.NoError(t, inbox.Record(ctx, b.pool, "h", ids[1]))
+	require.NoError(t, inbox.Record(ctx, b.pool, "h", ids[3]))
+	require.NoError(t, inbox.Record(ctx, b.pool, "other", ids[0]))
+
+	seen, err := inbox.SeenSet(ctx, b.pool, "h", append(ids, ids[1]))
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, true, false, true, true}, seen, "per id, in order, copies included; other handlers' records do not count")
+
+	seen, err = inbox.SeenSet(ctx, b.pool, "h", nil)
+	require.NoError(t, err)
+	require.Empty(t, seen)
+	_, err = inbox.SeenSet(ctx, b.pool, "h", []uuid.UUID{uuid.Nil})
+	require.ErrorIs(t, err, inbox.ErrNoMessageID)
+	_, err = inbox.SeenSet(ctx, b.pool, "", ids)
+	require.ErrorIs(t, err, inbox.ErrNoHandler)
+}
+
+// TestSeenSetStaysAnIndexLookupAsTheInboxGrows reproduces what `outboxd
+// bench worker` found: a lookup by message_id = ANY($2), once its
+// connection has a generic plan made while the inbox was small, read every
+// row of the handler once the table had grown. The lookup must still read
+// only a few of the table's blocks.
+func TestSeenSetStaysAnIndexLookupAsTheInboxGrows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := setup(t).pool
+	conn, err := pool.Acquire(ctx) // one connection: one statement cache
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `ALTER TABLE inbox SET (autovacuum_enabled = false)`) // no ANALYZE to invalidate plans
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO inbox (handler, message_id) SELECT 'h', gen_random_uuid() FROM generate_series(1, 100)`)
+	require.NoError(t, err)
+	for range 10 { // PostgreSQL considers a generic plan after five runs
+		_, err := inbox.SeenSet(ctx, conn, "h", newIDs(2))
+		require.NoError(t, err)
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO inbox (handler, message_id) SELECT 'h', gen_random_uuid() FROM generate_series(1, 50000)`)
+	require.NoError(t, err)
+
+	blocks := func() int64 {
+		var n int64
+		_, err := conn.Exec(ctx, `SELECT pg_stat_force_next_flush()`)
+		require.NoError(t, err)
+		require.NoError(t, conn.QueryRow(ctx, `SELECT pg_stat_clear_snapshot()`).Scan(new(any)))
+		require.NoError(t, conn.QueryRow(ctx,
+			`SELECT coalesce(heap_blks_hit, 0) + coalesce(heap_blks_read, 0) FROM pg_statio_user_tables WHERE relid = 'inbox'::regclass`,
+		).Scan(&n))
+		return n
+	}
+	before := blocks()
+	_, err = inbox.SeenSet(ctx, conn, "h", newIDs(2))
+	require.NoError(t, err)
+	read := blocks() - before
+	require.Less(t, read, int64(20), "heap blocks read by one lookup of 2 ids in an inbox of 50,100 rows")
+}
