@@ -32,12 +32,11 @@ const batchWriters = 2
 
 type batcher struct {
 	handler string
-	db      inbox.Beginner
-	effects effectSet // nil: the batch is only recorded
+	apply   applyFunc
 	size    int
 	wait    time.Duration
-	timeout time.Duration // bounds one batch's transaction
-	sizes   prometheus.Observer
+	timeout time.Duration       // bounds one batch's transaction
+	sizes   prometheus.Observer // nil: not observed
 
 	inFlight atomic.Int64 // attempts between enter and leave
 	batched  atomic.Int64 // attempts in a batch being written
@@ -56,17 +55,67 @@ type batchRequest struct {
 // statement, as an inbox.SetEffect does, with tx alone.
 type effectSet func(ctx context.Context, tx pgx.Tx, ds []delivery) error
 
-func newBatcher(handler string, db inbox.Beginner, effects effectSet, cfg Config, m *handlerMetrics) *batcher {
+// applyFunc does a batch's work and returns one outcome per delivery, or
+// an error of the batch as a whole.
+type applyFunc func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error)
+
+// newBatcher returns the batcher of a handler that writes effects once per
+// message: each batch is one inbox.ProcessSet transaction whose effects
+// effects writes (nil: the messages are only recorded), up to writers of
+// them at once. process reports done == false for a message the inbox had
+// already seen.
+func newBatcher(handler string, db inbox.Beginner, effects effectSet, writers int, cfg Config, m *handlerMetrics) *batcher {
+	apply := func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error) {
+		ids := make([]uuid.UUID, len(ds))
+		for i, d := range ds {
+			ids[i] = d.id
+		}
+		return inbox.ProcessSet(ctx, db, handler, ids, func(ctx context.Context, tx pgx.Tx, indexes []int) error {
+			if effects == nil {
+				return nil
+			}
+			set := make([]delivery, len(indexes))
+			for k, i := range indexes {
+				set[k] = ds[i]
+			}
+			return effects(ctx, tx, set)
+		})
+	}
+	b := newCollector(handler, apply, writers, cfg)
+	b.sizes = m.batchSize.WithLabelValues(handler)
+	return b
+}
+
+// newLookups returns a batcher that looks up in batches whether handler's
+// inbox has seen the messages (inbox.SeenSet), one lookup at a time: its
+// process reports done == true for a message seen.
+func newLookups(handler string, db inbox.DB, cfg Config) *batcher {
+	return newCollector(handler, func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error) {
+		ids := make([]uuid.UUID, len(ds))
+		for i, d := range ds {
+			ids[i] = d.id
+		}
+		seen, err := inbox.SeenSet(ctx, db, handler, ids)
+		if err != nil {
+			return nil, err
+		}
+		outcomes := make([]inbox.Outcome, len(ds))
+		for i, d := range ds {
+			outcomes[i] = inbox.Outcome{ID: d.id, Done: seen[i]}
+		}
+		return outcomes, nil
+	}, 1, cfg)
+}
+
+func newCollector(handler string, apply applyFunc, writers int, cfg Config) *batcher {
 	return &batcher{
-		sizes:    m.batchSize.WithLabelValues(handler),
 		handler:  handler,
-		db:       db,
-		effects:  effects,
+		apply:    apply,
 		size:     cfg.BatchSize,
 		wait:     cfg.BatchWait,
 		timeout:  cfg.HandlerTimeout,
 		requests: make(chan *batchRequest),
-		writers:  make(chan struct{}, batchWriters),
+		writers:  make(chan struct{}, writers),
 		written:  make(chan struct{}, 1),
 	}
 }
@@ -76,8 +125,10 @@ func newBatcher(handler string, db inbox.Beginner, effects effectSet, cfg Config
 func (b *batcher) enter() { b.inFlight.Add(1) }
 func (b *batcher) leave() { b.inFlight.Add(-1) }
 
-// process writes d's effect in the next batch and returns done == false
-// for a message the inbox had already seen, as inbox.Process does. If ctx
+// process hands d to the next batch and returns its outcome's Done (for a
+// batcher of newBatcher, false for a message the inbox had already seen, as
+// inbox.Process does; for one of newLookups, whether the inbox has seen
+// it) and error. If ctx
 // ends first, process returns its error: the message is nacked, and if its
 // batch commits after all, the redelivery is a duplicate.
 func (b *batcher) process(ctx context.Context, d delivery) (bool, error) {
@@ -176,10 +227,12 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 	if len(live) == 0 {
 		return
 	}
-	b.sizes.Observe(float64(len(live)))
-	ids := make([]uuid.UUID, len(live))
+	if b.sizes != nil {
+		b.sizes.Observe(float64(len(live)))
+	}
+	ds := make([]delivery, len(live))
 	for i, r := range live {
-		ids[i] = r.delivery.id
+		ds[i] = r.delivery
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
@@ -195,16 +248,7 @@ func (b *batcher) write(ctx context.Context, batch []*batchRequest) {
 		})
 		defer stop()
 	}
-	outcomes, err := inbox.ProcessSet(ctx, b.db, b.handler, ids, func(ctx context.Context, tx pgx.Tx, indexes []int) error {
-		if b.effects == nil {
-			return nil
-		}
-		ds := make([]delivery, len(indexes))
-		for k, i := range indexes {
-			ds[k] = live[i].delivery
-		}
-		return b.effects(ctx, tx, ds)
-	})
+	outcomes, err := b.apply(ctx, ds)
 	for i, r := range live {
 		if err != nil {
 			r.result <- inbox.Outcome{ID: r.delivery.id, Err: err}

@@ -13,7 +13,6 @@ import (
 	"github.com/outboxd/outboxd/internal/event"
 	"github.com/outboxd/outboxd/internal/mail"
 	"github.com/outboxd/outboxd/internal/profile"
-	"github.com/outboxd/outboxd/outbox/inbox"
 )
 
 // AuditActorSignup is the actor of the audit record of a user.created event.
@@ -130,9 +129,9 @@ ORDER BY r.n`,
 // records it after the send. A crash between the two sends it again, with
 // the same Message-ID.
 func (w *Worker) sendWelcome(ctx context.Context, d delivery) (bool, error) {
-	seen, err := inbox.Seen(ctx, w.pool, HandlerEmail, d.id)
+	seen, err := w.mailLookups.process(ctx, d)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("inbox %s: look up message %s: %w", HandlerEmail, d.id, err)
 	}
 	if seen {
 		return false, nil

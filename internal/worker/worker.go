@@ -33,8 +33,9 @@ type Worker struct {
 	logger    *slog.Logger
 	metrics   *handlerMetrics
 	batchers  map[string]*batcher // the database handlers' batches
-	// mailRecords records sent welcome mails in the inbox in batches.
-	mailRecords *batcher
+	// mailLookups looks up in batches whether the welcome mails were sent;
+	// mailRecords records sent ones in the inbox in batches.
+	mailLookups, mailRecords *batcher
 
 	mu     sync.Mutex
 	ran    bool
@@ -69,18 +70,21 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
 		batchers:  batchers(pool, cfg, m),
-		// Records only, waited for by attempts that have sent their mail:
-		// no attempt is counted in flight (enter), so a record never waits
-		// for mails still being sent.
-		mailRecords: newBatcher(HandlerEmail, pool, nil, cfg, m),
+		// Lookups and records only, one batch at a time each: no attempt is
+		// counted in flight (enter), so a batch is written as soon as the
+		// one before it is done, and grows while it is being written, as
+		// a group commit does; a record never waits for mails still being
+		// sent.
+		mailLookups: newLookups(HandlerEmail, pool, cfg),
+		mailRecords: newBatcher(HandlerEmail, pool, nil, 1, cfg, m),
 	}, nil
 }
 
 // batchers returns a batcher per handler that writes in batches.
 func batchers(pool *pgxpool.Pool, cfg Config, m *handlerMetrics) map[string]*batcher {
 	return map[string]*batcher{
-		HandlerProfile: newBatcher(HandlerProfile, pool, createProfiles, cfg, m),
-		HandlerAudit:   newBatcher(HandlerAudit, pool, appendAudits, cfg, m),
+		HandlerProfile: newBatcher(HandlerProfile, pool, createProfiles, batchWriters, cfg, m),
+		HandlerAudit:   newBatcher(HandlerAudit, pool, appendAudits, batchWriters, cfg, m),
 	}
 }
 
@@ -154,6 +158,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if w.cfg.runs(HandlerEmail) {
+		batchers.Go(func() { w.mailLookups.run(batchCtx) })
 		batchers.Go(func() { w.mailRecords.run(batchCtx) })
 	}
 	// The batchers outlive ctx until the router has ended the attempts in
