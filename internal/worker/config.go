@@ -81,7 +81,8 @@ type Config struct {
 	// working on them at once but never on two of the same key: a message
 	// waits for the one of its key before it. The profile and audit
 	// handlers, which write what they hold in batches, hold up to
-	// 3 × BatchSize where that is more (see Held). How many the broker hands
+	// 3 × BatchSize where that is more, and email up to BatchSize while
+	// it sends at most Concurrency mails at once (see Held). How many the broker hands
 	// over at once is the broker's setting. Defaults to ConcurrencyDefault
 	// (16).
 	Concurrency int
@@ -165,31 +166,39 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// runs reports whether the config selects handler.
 // Held returns how many messages handler holds unacknowledged at most:
-// Concurrency, or for a handler that writes in batches (profile, audit)
+// Concurrency; for a handler that writes in batches (profile, audit)
 // max(Concurrency, 3 × BatchSize), so that a full batch fills while the two
-// before it commit. Give its subscription as many (broker.Config.InFlight).
+// before it commit; for email max(Concurrency, BatchSize), since its inbox
+// lookups and records go in batches, while it sends at most Concurrency
+// mails at once (and the mailer's own limit, SMTP_CONCURRENCY, applies). Give its subscription as many (broker.Config.InFlight).
 func (c Config) Held(handler string) int {
 	c = c.WithDefaults()
-	if batched(handler) {
+	switch {
+	case batched(handler):
 		return max(c.Concurrency, (batchWriters+1)*c.BatchSize)
+	case handler == HandlerEmail:
+		return max(c.Concurrency, c.BatchSize)
 	}
 	return c.Concurrency
 }
 
 // Connections returns how many database connections the worker's pool
 // should offer so that no handler waits for one: batchWriters for each
-// handler that writes in batches, up to 8 for each other handler (its
-// inbox checks and records, one message at a time each), and 4 for the
-// dead letters, readiness and the services beside the handlers.
+// handler that writes in batches, 2 for email (a batch of lookups and one
+// of records at a time), up to 8 for each other handler (its inbox checks
+// and records, one message at a time each), and 4 for the dead letters,
+// readiness and the services beside the handlers.
 func (c Config) Connections() int {
 	c = c.WithDefaults()
 	n := 4
 	for _, h := range c.Handlers {
-		if batched(h) {
+		switch {
+		case batched(h):
 			n += batchWriters
-		} else {
+		case h == HandlerEmail:
+			n += 2
+		default:
 			n += min(c.Concurrency, 8)
 		}
 	}
@@ -199,6 +208,7 @@ func (c Config) Connections() int {
 // batched reports whether handler writes its messages in batches.
 func batched(handler string) bool { return handler == HandlerProfile || handler == HandlerAudit }
 
+// runs reports whether the config selects handler.
 func (c Config) runs(handler string) bool { return slices.Contains(c.Handlers, handler) }
 
 // errNoMailer is returned by New when the email handler is selected without

@@ -143,7 +143,14 @@ func (w *Worker) sendWelcome(ctx context.Context, d delivery) (bool, error) {
 	if c := correlationID(ctx); c != "" {
 		m.Headers = map[string]string{"X-Correlation-ID": c}
 	}
-	if err := w.mailer.Send(ctx, m); err != nil {
+	select {
+	case w.sending <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("send welcome mail: %w", ctx.Err())
+	}
+	err = w.mailer.Send(ctx, m)
+	<-w.sending
+	if err != nil {
 		return false, fmt.Errorf("send welcome mail: %w", err)
 	}
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)

@@ -29,6 +29,10 @@ type Worker struct {
 	pool      *pgxpool.Pool
 	subscribe SubscriberFactory
 	mailer    mail.Mailer
+	// sending holds a slot per welcome mail being sent: the email handler
+	// holds more messages than Concurrency (Config.Held) for its batched
+	// lookups and records, but sends at most Concurrency at once.
+	sending chan struct{}
 	cfg       Config
 	logger    *slog.Logger
 	metrics   *handlerMetrics
@@ -66,6 +70,7 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		pool:      pool,
 		subscribe: subscribe,
 		mailer:    mailer,
+		sending:   make(chan struct{}, cfg.Concurrency),
 		cfg:       cfg,
 		logger:    cfg.Logger.With("component", "worker"),
 		metrics:   m,
