@@ -14,10 +14,11 @@
 // message id, so the rare repeat (a crash between send and record) is
 // recognisable.
 //
-// Each handler holds at most Config.Concurrency messages unacknowledged and
-// works on them at once, but never on two messages of one key (metadata
-// key, the user's id): a message waits, in arrival order, until the one of
-// its key before it is acked or nacked, retries and dead letter included.
+// Each handler holds at most Config.Held messages unacknowledged
+// (Config.Concurrency, more for the handlers that batch) and works on them
+// at once, but never on two messages of one key (metadata key, the user's
+// id): a message waits, in arrival order, until the handler is done with
+// the one of its key before it, retries and dead letter included.
 // How many messages a transport hands over at once is its own setting.
 //
 // profile and audit write in batches: each message's attempt, inside the
@@ -38,6 +39,7 @@
 //
 // Each handler runs behind this middleware, outermost first:
 //
+//	release key  once the last attempt returns, the next message of its key may go
 //	correlation  correlation_id from the metadata into ctx and logs
 //	trace        a consumer span, child of the traceparent in the metadata
 //	dead letter  after the last attempt, store the message in dead_letters and ack it

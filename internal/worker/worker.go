@@ -32,11 +32,11 @@ type Worker struct {
 	// sending holds a slot per welcome mail being sent: the email handler
 	// holds more messages than Concurrency (Config.Held) for its batched
 	// lookups and records, but sends at most Concurrency at once.
-	sending chan struct{}
-	cfg       Config
-	logger    *slog.Logger
-	metrics   *handlerMetrics
-	batchers  map[string]*batcher // the database handlers' batches
+	sending  chan struct{}
+	cfg      Config
+	logger   *slog.Logger
+	metrics  *handlerMetrics
+	batchers map[string]*batcher // the database handlers' batches
 	// mailLookups looks up in batches whether the welcome mails were sent;
 	// mailRecords records sent ones in the inbox in batches.
 	mailLookups, mailRecords *batcher
@@ -200,6 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // the package documentation for why this order).
 func (w *Worker) middleware(handler string) []message.HandlerMiddleware {
 	return []message.HandlerMiddleware{
+		releaseKey,
 		correlate(handler, w.logger),
 		traceSpan(handler),
 		deadLetter(handler, w.pool, w.metrics, w.logger),
