@@ -171,10 +171,12 @@ func (c Config) validate() error {
 // max(Concurrency, 3 × BatchSize), so that a full batch fills while the two
 // before it commit; for email max(Concurrency, BatchSize), since its inbox
 // lookups and records go in batches, while it sends at most Concurrency
-// mails at once (and the mailer's own limit, SMTP_CONCURRENCY, applies). Give its subscription as many (broker.Config.InFlight).
+// mails at once (and the mailer's own limit, SMTP_CONCURRENCY, applies).
+// With a BatchSize of 1 every handler holds Concurrency. Give its subscription as many (broker.Config.InFlight).
 func (c Config) Held(handler string) int {
 	c = c.WithDefaults()
 	switch {
+	case c.BatchSize == 1: // no batches: one message a transaction
 	case batched(handler):
 		return max(c.Concurrency, (batchWriters+1)*c.BatchSize)
 	case handler == HandlerEmail:
