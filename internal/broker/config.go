@@ -84,10 +84,12 @@ type Config struct {
 	// once, still handed on in delivery order; keeping a key's messages
 	// apart is then the consumer's concern. NATS JetStream honours it (the
 	// group's consumer holds up to max(8, InFlight) messages unacked), and
-	// so does RabbitMQ (a channel's prefetch is max(16, InFlight), each
-	// message acked on its own); Kafka hands over one message per partition
-	// at a time whatever it says, so its partitions are its concurrency;
-	// Redis and postgres hand on one message at a time.
+	// so do RabbitMQ (a channel's prefetch is max(16, InFlight), each
+	// message acked on its own) and Redis Streams (XREADGROUP reads as many
+	// as there are free places, each acked with its own XACK); Kafka hands
+	// over one message per partition at a time whatever it says, so its
+	// partitions are its concurrency; postgres hands on one message at a
+	// time.
 	InFlight int
 
 	// Logger receives the transports' logs, bridged with

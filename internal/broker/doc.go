@@ -40,8 +40,13 @@
 //     published before it are not in it.
 //   - Redis Streams: the stream key is the topic, the consumer group is the
 //     group (created at the stream's start), each subscriber a new consumer
-//     in it. Messages a departed consumer left unacked are claimed by the
-//     others after Config.AckTimeout. Streams are not trimmed.
+//     in it, in watermill-redisstream's format. Each Subscribe reads with
+//     XREADGROUP up to Config.InFlight messages ahead of their answers and
+//     acks each with its own XACK; a nack hands the message on again.
+//     Messages a departed consumer left unacked are claimed (XCLAIM) by the
+//     others after Config.AckTimeout; those in hand when a subscription
+//     ends are given back, to the next claim of any member rather than
+//     after Config.AckTimeout. Streams are not trimmed.
 //   - Kafka: the Kafka topic is the topic, the record key is the metadata
 //     key, so one key's records share a partition, and the consumer group is
 //     the group (starting at the oldest offset). The producer is idempotent

@@ -13,8 +13,9 @@ import (
 	"github.com/outboxd/outboxd/relay"
 )
 
-// redisMarshaller is watermill-redisstream's, which its subscriber
-// unmarshals with.
+// redisMarshaller is watermill-redisstream's: redisPublisher writes its
+// fields and redisSubscriber reads them, as watermill-redisstream's
+// subscriber does.
 var redisMarshaller = redisstream.DefaultMarshallerUnmarshaller{}
 
 // redisClaimIntervalMax bounds how often a subscriber looks for messages
@@ -77,56 +78,26 @@ func (p *redisPublisher) publishRun(ctx context.Context, run []relay.Outgoing) [
 
 func (p *redisPublisher) close() error { return p.client.Close() }
 
+// newRedisSubscriber connects to Redis for a new consumer of the group,
+// whose subscriptions hand on up to cfg.InFlight messages before the first
+// is answered.
 func newRedisSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
 	client, err := newRedisClient(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	s, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{
-		Client:        client,
-		ConsumerGroup: group,
+	s := &redisSubscriber{
+		client: client,
+		group:  group,
 		// Each subscriber is a new consumer of the group: what a departed
-		// one left pending is claimed by the others after MaxIdleTime.
-		Consumer:        group + "-" + watermill.NewShortUUID(),
-		MaxIdleTime:     cfg.AckTimeout,
-		ClaimInterval:   max(min(cfg.AckTimeout/2, redisClaimIntervalMax), 100*time.Millisecond),
-		OldestId:        "0",
-		NackResendSleep: redisstream.NoSleep,
-		// Otherwise the first XREADGROUP blocks forever on an empty stream
-		// and Close leaves it behind.
-		DisableIndefiniteInitialBlock: true,
-		// Close cancels the context of a reader blocked in XREADGROUP, and
-		// closes its client; on any read error the reader sleeps 500 ms
-		// before it looks at the closing signal (redisstream subscriber.go,
-		// read), outliving Close.
-		ShouldStopOnReadErrors: isShutdown,
-	}, shutdownIsNotAnError{logger})
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("watermill subscriber: %w", err)
+		// one left pending is claimed by the others after maxIdle.
+		consumer:      group + "-" + watermill.NewShortUUID(),
+		maxIdle:       cfg.AckTimeout,
+		claimInterval: max(min(cfg.AckTimeout/2, redisClaimIntervalMax), 100*time.Millisecond),
+		inFlight:      cfg.InFlight,
+		logger:        logger,
+		closing:       make(chan struct{}),
 	}
 	// The subscriber closes the client.
-	return &subscriber{transport: s}, nil
-}
-
-// isShutdown tells the errors a subscriber's reader gets when it is being
-// closed.
-func isShutdown(err error) bool {
-	return errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled)
-}
-
-// shutdownIsNotAnError logs the reader's "stop reading after error" at
-// debug level when the error is Close at work.
-type shutdownIsNotAnError struct{ watermill.LoggerAdapter }
-
-func (l shutdownIsNotAnError) Error(msg string, err error, fields watermill.LogFields) {
-	if isShutdown(err) {
-		l.Debug(msg, fields.Add(watermill.LogFields{"error": err.Error()}))
-		return
-	}
-	l.LoggerAdapter.Error(msg, err, fields)
-}
-
-func (l shutdownIsNotAnError) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return shutdownIsNotAnError{l.LoggerAdapter.With(fields)}
+	return &subscriber{transport: s, initialize: s.SubscribeInitialize}, nil
 }

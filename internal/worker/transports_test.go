@@ -1,15 +1,19 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/broker"
@@ -19,10 +23,10 @@ import (
 )
 
 // TestConcurrentBatchesOnRealTransports drains a backlog of many messages
-// over a few keys through real brokers: NATS JetStream, whose subscription
-// hands on Config.InFlight messages before the first is answered, and
-// Kafka (kfake, or KAFKA_BROKERS), whose partitions are handed over at
-// once, one message each. The audit handler must work on several messages
+// over a few keys through real brokers: NATS JetStream, RabbitMQ and Redis
+// Streams, whose subscriptions hand on Config.InFlight messages before the
+// first is answered, and Kafka (kfake, or KAFKA_BROKERS), whose partitions
+// are handed over at once, one message each. The audit handler must work on several messages
 // at once, so that they share transactions (fewer batches than messages;
 // one message at a time makes a batch each), and still write each key's
 // records in publish order.
@@ -58,6 +62,39 @@ func TestConcurrentBatchesOnRealTransports(t *testing.T) {
 			defer sub.Close()
 			require.NoError(t, sub.(message.SubscribeInitializer).SubscribeInitialize(event.TopicUserCreated))
 			return bcfg
+		}},
+		{"redis", func(t *testing.T) broker.Config {
+			// The shared Redis, where the stream is the fixed topic
+			// user.created: a database of the test's own, held with a lock
+			// key against another run at the same time, emptied of what a run
+			// before left.
+			ctx := context.Background()
+			u, err := url.Parse(cmp.Or(os.Getenv("OUTBOXD_TEST_REDIS_URL"), broker.RedisURLDefault))
+			require.NoError(t, err)
+			const lock = "outboxd-test-lock"
+			for db := 1; db < 16; db++ {
+				u.Path = "/" + strconv.Itoa(db)
+				opts, err := redis.ParseURL(u.String())
+				require.NoError(t, err)
+				client := redis.NewClient(opts)
+				held, err := client.SetNX(ctx, lock, t.Name(), 10*time.Minute).Result()
+				if err != nil || !held {
+					_ = client.Close()
+					continue
+				}
+				empty := func() {
+					require.NoError(t, client.Del(ctx, event.TopicUserCreated).Err())
+				}
+				empty()
+				t.Cleanup(func() {
+					empty()
+					_ = client.Del(ctx, lock).Err()
+					_ = client.Close()
+				})
+				return broker.Config{Kind: broker.KindRedis, URL: u.String(), Logger: discard}
+			}
+			require.FailNow(t, "no free Redis database", "every one of 1 to 15 holds %s", lock)
+			return broker.Config{}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
