@@ -42,7 +42,9 @@ type batcher struct {
 	batched  atomic.Int64 // attempts in a batch being written
 	requests chan *batchRequest
 	writers  chan struct{} // a slot per batch being written
-	written  chan struct{} // a batch was written: a waiting one may go
+	// wake says a batch was written or an attempt left: a waiting batch
+	// may now hold every attempt in flight, so look again.
+	wake chan struct{}
 }
 
 type batchRequest struct {
@@ -116,14 +118,23 @@ func newCollector(handler string, apply applyFunc, writers int, cfg Config) *bat
 		timeout:  cfg.HandlerTimeout,
 		requests: make(chan *batchRequest),
 		writers:  make(chan struct{}, writers),
-		written:  make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
 	}
 }
 
 // enter counts an attempt in flight from its start, so that a batch waits
-// for attempts still decoding their message; leave ends the count.
+// for attempts still decoding their message; leave ends the count and
+// wakes a batch that may now hold every attempt in flight (the attempts of
+// a batch just written leave after it is written, and a batch waiting for
+// them would otherwise wait out BatchWait).
 func (b *batcher) enter() { b.inFlight.Add(1) }
-func (b *batcher) leave() { b.inFlight.Add(-1) }
+func (b *batcher) leave() {
+	b.inFlight.Add(-1)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
 
 // process hands d to the next batch and returns its outcome's Done (for a
 // batcher of newBatcher, false for a message the inbox had already seen, as
@@ -173,7 +184,7 @@ func (b *batcher) run(ctx context.Context) {
 			case writer <- struct{}{}:
 				acquired = true
 				break collect
-			case <-b.written: // a batch is done: look again
+			case <-b.wake: // look again
 			case <-timer.C:
 				waited = true
 			case <-ctx.Done():
@@ -195,7 +206,7 @@ func (b *batcher) run(ctx context.Context) {
 				b.batched.Add(-int64(len(batch)))
 				<-b.writers
 				select {
-				case b.written <- struct{}{}:
+				case b.wake <- struct{}{}:
 				default:
 				}
 			}()
