@@ -63,19 +63,15 @@ type applyFunc func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error)
 
 // newBatcher returns the batcher of a handler that writes effects once per
 // message: each batch is one inbox.ProcessSet transaction whose effects
-// effects writes (nil: the messages are only recorded), up to writers of
-// them at once. process reports done == false for a message the inbox had
-// already seen.
-func newBatcher(handler string, db inbox.Beginner, effects effectSet, writers int, cfg Config, m *handlerMetrics) *batcher {
+// effects writes, up to batchWriters of them at once. process reports done
+// == false for a message the inbox had already seen.
+func newBatcher(handler string, db inbox.Beginner, effects effectSet, cfg Config, m *handlerMetrics) *batcher {
 	apply := func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error) {
 		ids := make([]uuid.UUID, len(ds))
 		for i, d := range ds {
 			ids[i] = d.id
 		}
 		return inbox.ProcessSet(ctx, db, handler, ids, func(ctx context.Context, tx pgx.Tx, indexes []int) error {
-			if effects == nil {
-				return nil
-			}
 			set := make([]delivery, len(indexes))
 			for k, i := range indexes {
 				set[k] = ds[i]
@@ -83,7 +79,7 @@ func newBatcher(handler string, db inbox.Beginner, effects effectSet, writers in
 			return effects(ctx, tx, set)
 		})
 	}
-	b := newCollector(handler, apply, writers, cfg)
+	b := newCollector(handler, apply, batchWriters, cfg)
 	b.sizes = m.batchSize.WithLabelValues(handler)
 	return b
 }
@@ -107,6 +103,28 @@ func newLookups(handler string, db inbox.DB, cfg Config) *batcher {
 		}
 		return outcomes, nil
 	}, 1, cfg)
+}
+
+// newRecords returns a batcher that records the messages in handler's
+// inbox in batches (inbox.RecordSet), one batch at a time, for effects
+// done outside the database: its process reports done == true.
+func newRecords(handler string, db inbox.DB, cfg Config, m *handlerMetrics) *batcher {
+	b := newCollector(handler, func(ctx context.Context, ds []delivery) ([]inbox.Outcome, error) {
+		ids := make([]uuid.UUID, len(ds))
+		for i, d := range ds {
+			ids[i] = d.id
+		}
+		if err := inbox.RecordSet(ctx, db, handler, ids); err != nil {
+			return nil, err
+		}
+		outcomes := make([]inbox.Outcome, len(ds))
+		for i, id := range ids {
+			outcomes[i] = inbox.Outcome{ID: id, Done: true}
+		}
+		return outcomes, nil
+	}, 1, cfg)
+	b.sizes = m.batchSize.WithLabelValues(handler)
+	return b
 }
 
 func newCollector(handler string, apply applyFunc, writers int, cfg Config) *batcher {

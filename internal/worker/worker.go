@@ -81,15 +81,15 @@ func New(pool *pgxpool.Pool, subscribe SubscriberFactory, mailer mail.Mailer, cf
 		// a group commit does; a record never waits for mails still being
 		// sent.
 		mailLookups: newLookups(HandlerEmail, pool, cfg),
-		mailRecords: newBatcher(HandlerEmail, pool, nil, 1, cfg, m),
+		mailRecords: newRecords(HandlerEmail, pool, cfg, m),
 	}, nil
 }
 
 // batchers returns a batcher per handler that writes in batches.
 func batchers(pool *pgxpool.Pool, cfg Config, m *handlerMetrics) map[string]*batcher {
 	return map[string]*batcher{
-		HandlerProfile: newBatcher(HandlerProfile, pool, createProfiles, batchWriters, cfg, m),
-		HandlerAudit:   newBatcher(HandlerAudit, pool, appendAudits, batchWriters, cfg, m),
+		HandlerProfile: newBatcher(HandlerProfile, pool, createProfiles, cfg, m),
+		HandlerAudit:   newBatcher(HandlerAudit, pool, appendAudits, cfg, m),
 	}
 }
 

@@ -1,8 +1,10 @@
 package inbox
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -75,6 +77,16 @@ func SeenSet(ctx context.Context, db DB, handler string, ids []uuid.UUID) (seen 
 			return nil, ErrNoMessageID
 		}
 	}
+	switch len(ids) {
+	case 0:
+		return nil, nil
+	case 1: // Seen's statement, which may keep its plan
+		s, err := Seen(ctx, db, handler, ids[0])
+		if err != nil {
+			return nil, err
+		}
+		return []bool{s}, nil
+	}
 	var recorded []pgtype.UUID
 	if err := db.QueryRow(ctx,
 		`SELECT coalesce(array_agg(message_id), '{}') FROM inbox WHERE handler = $1 AND message_id = ANY($2::uuid[])`,
@@ -91,6 +103,33 @@ func SeenSet(ctx context.Context, db DB, handler string, ids []uuid.UUID) (seen 
 		seen[i] = found[id]
 	}
 	return seen, nil
+}
+
+// RecordSet is Record for many messages in one statement. Recording a
+// message twice is not an error.
+func RecordSet(ctx context.Context, db DB, handler string, ids []uuid.UUID) error {
+	if handler == "" {
+		return ErrNoHandler
+	}
+	for _, id := range ids {
+		if id == uuid.Nil {
+			return ErrNoMessageID
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(ids) // lock order, as insertBatch
+	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	if _, err := db.Exec(ctx,
+		`INSERT INTO inbox (handler, message_id)
+		 SELECT $1, id FROM unnest($2::uuid[]) WITH ORDINALITY AS m(id, n) ORDER BY n
+		 ON CONFLICT DO NOTHING`,
+		handler, pgUUIDs(sorted),
+	); err != nil {
+		return fmt.Errorf("inbox %s: record %d messages: %w", handler, len(ids), err)
+	}
+	return nil
 }
 
 // planEachTime makes pgx send a statement unprepared, so that PostgreSQL

@@ -194,3 +194,18 @@ func TestSeenSetStaysAnIndexLookupAsTheInboxGrows(t *testing.T) {
 	read := blocks() - before
 	require.Less(t, read, int64(20), "heap blocks read by one lookup of 2 ids in an inbox of 50,100 rows")
 }
+
+func TestRecordSet(t *testing.T) {
+	t.Parallel()
+	b, ctx, ids := setup(t), context.Background(), newIDs(3)
+	require.NoError(t, inbox.Record(ctx, b.pool, "h", ids[0]))
+	require.NoError(t, inbox.RecordSet(ctx, b.pool, "h", append(ids, ids[1])), "one recorded before, one twice in the set")
+	seen, err := inbox.SeenSet(ctx, b.pool, "h", ids)
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, true, true}, seen)
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM inbox WHERE handler = 'h'`))
+
+	require.NoError(t, inbox.RecordSet(ctx, b.pool, "h", nil))
+	require.ErrorIs(t, inbox.RecordSet(ctx, b.pool, "h", []uuid.UUID{uuid.Nil}), inbox.ErrNoMessageID)
+	require.ErrorIs(t, inbox.RecordSet(ctx, b.pool, "", ids), inbox.ErrNoHandler)
+}
