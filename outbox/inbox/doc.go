@@ -26,7 +26,8 @@
 // statement is isolated by running it again for each message alone.
 //
 // Effects outside the database (an email, a call to another service) cannot
-// share the transaction. Check Seen before the effect and Record after it:
+// share the transaction. Check Seen before the effect and Record after it
+// (SeenSet and RecordSet do the same for many messages in one statement):
 // a crash between the two repeats the effect, so make it recognisable on the
 // other side (for an email, a Message-ID derived from the message id).
 //
