@@ -121,10 +121,10 @@ type releaseCtxKeyType struct{}
 var releaseCtxKey releaseCtxKeyType
 
 // releaseKey is the outermost middleware of a handler behind keyOrdered:
-// once the handler is done with a message, the next message of its key
-// may go. It also grows the goroutine's stack first (growStack). Doing it here rather than on the router's ack costs no goroutine
-// a message; the message's effects are committed by then, so its key's
-// order holds.
+// once the handler is done with a message, the next message of its key may
+// go. Doing it here rather than on the router's ack costs no goroutine a
+// message; the message's effects are committed by then, so its key's order
+// holds. It also grows the goroutine's stack first (growStack).
 func releaseKey(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		growStack()
@@ -144,13 +144,13 @@ func releaseKey(h message.HandlerFunc) message.HandlerFunc {
 //go:noinline
 func growStack() {
 	var buf [stackReserve]byte
-	sink(buf[:])
+	keepStack(buf[:])
 }
 
-// sink keeps growStack's buffer from being optimised away.
+// keepStack keeps growStack's buffer from being optimised away.
 //
 //go:noinline
-func sink([]byte) {}
+func keepStack([]byte) {}
 
 // stackReserve is the stack growStack reserves: more than the handler
 // chain's deepest path uses.
