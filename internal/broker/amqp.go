@@ -32,7 +32,6 @@ func newAMQPSubscriber(cfg Config, group string, logger watermill.LoggerAdapter)
 		config:   amqpConfig(cfg, group),
 		inFlight: cfg.InFlight,
 		logger:   logger,
-		closing:  make(chan struct{}),
 	}
 	if _, err := s.connection(); err != nil {
 		return nil, err

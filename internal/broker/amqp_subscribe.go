@@ -37,10 +37,10 @@ type amqpSubscriber struct {
 	connMu sync.Mutex // guards conn
 	conn   *amqp091.Connection
 
-	mu      sync.Mutex // guards closed against wg.Add and dialling after Close
-	closed  bool
-	closing chan struct{}
-	wg      sync.WaitGroup
+	// Dialling is left to Subscribe and SubscribeInitialize while open,
+	// and to subscriptions, which closeAll waits for: Close leaves no
+	// connection behind.
+	subscriptions
 }
 
 // amqpConsumer is one channel's consumption of a queue.
@@ -57,40 +57,31 @@ type amqpConsumer struct {
 // Subscribe declares the group's queue on topic, bound to the topic's
 // exchange, and consumes it until ctx ends or Close.
 func (s *amqpSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errSubscriberClosed
-	}
-	params := s.topology(topic)
-	c, err := s.consume(params)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go s.run(ctx, params, c, out)
-	return out, nil
+	return s.subscribe(ctx, func() (handOnFunc, error) {
+		params := s.topology(topic)
+		c, err := s.consume(params)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, out chan<- *message.Message) { s.run(ctx, params, c, out) }, nil
+	})
 }
 
 // SubscribeInitialize declares the group's queue on topic, bound to the
 // topic's exchange, so that it keeps what is published before Subscribe.
 func (s *amqpSubscriber) SubscribeInitialize(topic string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errSubscriberClosed
-	}
-	conn, err := s.connection()
-	if err != nil {
-		return err
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer func() { _ = ch.Close() }()
-	return s.declare(ch, s.topology(topic))
+	return s.whileOpen(func() error {
+		conn, err := s.connection()
+		if err != nil {
+			return err
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		defer func() { _ = ch.Close() }()
+		return s.declare(ch, s.topology(topic))
+	})
 }
 
 func (s *amqpSubscriber) topology(topic string) wmamqp.BuildTopologyParams {
@@ -168,32 +159,18 @@ func (c *amqpConsumer) reason() error {
 // run hands on c's deliveries until ctx ends or Close, consuming again on a
 // new channel when c's is lost.
 func (s *amqpSubscriber) run(ctx context.Context, params wmamqp.BuildTopologyParams, c *amqpConsumer, out chan<- *message.Message) {
-	defer s.wg.Done()
-	defer close(out)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	fields := watermill.LogFields{"topic": params.Topic, "amqp_queue_name": params.QueueName}
 	// The answers go out before the channel closes; closing it gives the
 	// deliveries not handed on back to the queue.
-	var answering sync.WaitGroup
+	slots := newAnswerSlots(s.inFlight)
 	defer func() {
-		answering.Wait()
+		slots.wait()
 		if c != nil {
 			_ = c.ch.Close()
 		}
 	}()
-	slots := make(chan struct{}, max(1, s.inFlight)) // one per message handed on, not yet answered
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !slots.take(ctx) {
 			return
 		}
 		var (
@@ -206,7 +183,7 @@ func (s *amqpSubscriber) run(ctx context.Context, params wmamqp.BuildTopologyPar
 			return
 		}
 		if !ok {
-			<-slots
+			slots.release()
 			// Closing the channel after the server cancelled the consumer
 			// (its queue deleted) ends it; otherwise it is closed already.
 			_ = c.ch.Close()
@@ -218,19 +195,11 @@ func (s *amqpSubscriber) run(ctx context.Context, params wmamqp.BuildTopologyPar
 		}
 		msg, msgCancel, ok := s.handOn(ctx, c, d, out, fields)
 		if !ok {
-			<-slots
-			continue
-		}
-		if s.inFlight <= 1 {
-			s.answer(ctx, c, d, msg, msgCancel)
-			<-slots
+			slots.release()
 			continue
 		}
 		from := c // d's, whatever run consumes from later
-		answering.Go(func() {
-			defer func() { <-slots }()
-			s.answer(ctx, from, d, msg, msgCancel)
-		})
+		slots.answer(func() { s.answer(ctx, from, d, msg, msgCancel) })
 	}
 }
 
@@ -343,15 +312,9 @@ func (s *amqpSubscriber) answered(answer string, err error, msg *message.Message
 // the connection once the answers are sent. It may be called more than
 // once.
 func (s *amqpSubscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.closeAll() {
 		return nil
 	}
-	s.closed = true
-	close(s.closing)
-	s.mu.Unlock()
-	s.wg.Wait()
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.conn == nil {

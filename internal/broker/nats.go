@@ -197,7 +197,6 @@ func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger wat
 	return &subscriber{
 		transport: &natsSubscriber{
 			nc: nc, js: js, group: group, ackWait: cfg.AckTimeout, inFlight: cfg.InFlight, logger: logger,
-			closing: make(chan struct{}),
 		},
 		prepare: func(ctx context.Context, topic string) error {
 			// JetStream API requests wait for as long as ctx lets them.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -27,56 +26,32 @@ type natsSubscriber struct {
 	inFlight int
 	logger   watermill.LoggerAdapter
 
-	mu      sync.Mutex // guards closed against wg.Add
-	closed  bool
-	closing chan struct{}
-	wg      sync.WaitGroup
+	subscriptions
 }
-
-var errSubscriberClosed = errors.New("subscriber closed")
 
 // Subscribe binds to the group's consumer on topic, which prepare has
 // created.
 func (s *natsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errSubscriberClosed
-	}
-	sub, err := s.js.QueueSubscribeSync(topic, s.group, nats.Bind(natsStreamName(topic), s.group), nats.ManualAck())
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go s.consume(ctx, sub, out)
-	return out, nil
+	return s.subscribe(ctx, func() (handOnFunc, error) {
+		sub, err := s.js.QueueSubscribeSync(topic, s.group, nats.Bind(natsStreamName(topic), s.group), nats.ManualAck())
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, out chan<- *message.Message) { s.consume(ctx, sub, out) }, nil
+	})
 }
 
+// consume hands on sub's messages until ctx ends, then unsubscribes.
 func (s *natsSubscriber) consume(ctx context.Context, sub *nats.Subscription, out chan<- *message.Message) {
-	defer s.wg.Done()
-	defer close(out)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// Unsubscribing leaves the durable consumer, which outboxd created,
 	// in place.
 	defer func() { _ = sub.Unsubscribe() }()
 	// The answers go out before the subscription ends and Close closes the
 	// connection.
-	var answering sync.WaitGroup
-	defer answering.Wait()
-	slots := make(chan struct{}, max(1, s.inFlight)) // one per message handed on, not yet answered
+	slots := newAnswerSlots(s.inFlight)
+	defer slots.wait()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !slots.take(ctx) {
 			return
 		}
 		m, err := sub.NextMsgWithContext(ctx)
@@ -89,23 +64,15 @@ func (s *natsSubscriber) consume(ctx context.Context, sub *nats.Subscription, ou
 		case err != nil:
 			// A slow consumer's dropped messages come again after AckWait.
 			s.logger.Error("Cannot read message", err, nil)
-			<-slots
+			slots.release()
 			continue
 		}
 		msg, cancel, ok := s.handOn(ctx, m, out)
 		if !ok {
-			<-slots
+			slots.release()
 			continue
 		}
-		if s.inFlight <= 1 {
-			s.answer(ctx, m, msg, cancel)
-			<-slots
-			continue
-		}
-		answering.Go(func() {
-			defer func() { <-slots }()
-			s.answer(ctx, m, msg, cancel)
-		})
+		slots.answer(func() { s.answer(ctx, m, msg, cancel) })
 	}
 }
 
@@ -159,15 +126,9 @@ func (s *natsSubscriber) answer(ctx context.Context, m *nats.Msg, msg *message.M
 // Close ends every subscription, nacking the messages in hand, and closes
 // the connection once the answers are sent.
 func (s *natsSubscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.closeAll() {
 		return nil
 	}
-	s.closed = true
-	close(s.closing)
-	s.mu.Unlock()
-	s.wg.Wait()
 	err := s.nc.FlushTimeout(time.Second)
 	s.nc.Close()
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -96,7 +96,6 @@ func newRedisSubscriber(ctx context.Context, cfg Config, group string, logger wa
 		claimInterval: max(min(cfg.AckTimeout/2, redisClaimIntervalMax), 100*time.Millisecond),
 		inFlight:      cfg.InFlight,
 		logger:        logger,
-		closing:       make(chan struct{}),
 	}
 	// The subscriber closes the client.
 	return &subscriber{transport: s, initialize: s.SubscribeInitialize}, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -60,44 +59,30 @@ type redisSubscriber struct {
 	inFlight      int
 	logger        watermill.LoggerAdapter
 
-	mu      sync.Mutex // guards closed against wg.Add
-	closed  bool
-	closing chan struct{}
-	wg      sync.WaitGroup
+	subscriptions
 }
 
 // Subscribe creates the group on topic's stream if it is missing and
 // reads the stream as the subscriber's consumer until ctx ends or Close.
 func (s *redisSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errSubscriberClosed
-	}
-	if err := s.createGroup(ctx, topic); err != nil {
-		return nil, err
-	}
-	sub := &redisSubscription{
-		s:      s,
-		stream: topic,
-		fields: watermill.LogFields{"topic": topic, "redis_consumer": s.consumer},
-		owned:  make(map[string]bool),
-	}
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go s.run(ctx, sub, out)
-	return out, nil
+	return s.subscribe(ctx, func() (handOnFunc, error) {
+		if err := s.createGroup(ctx, topic); err != nil {
+			return nil, err
+		}
+		sub := &redisSubscription{
+			s:      s,
+			stream: topic,
+			fields: watermill.LogFields{"topic": topic, "redis_consumer": s.consumer},
+			owned:  make(map[string]bool),
+		}
+		return func(ctx context.Context, out chan<- *message.Message) { s.run(ctx, sub, out) }, nil
+	})
 }
 
 // SubscribeInitialize creates the group on topic's stream if it is
 // missing.
 func (s *redisSubscriber) SubscribeInitialize(topic string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errSubscriberClosed
-	}
-	return s.createGroup(context.Background(), topic)
+	return s.whileOpen(func() error { return s.createGroup(context.Background(), topic) })
 }
 
 // createGroup creates the group on topic's stream, and the stream if need
@@ -113,60 +98,38 @@ func (s *redisSubscriber) createGroup(ctx context.Context, topic string) error {
 // run hands on sub's entries until ctx ends or Close, then gives back to
 // the group what it holds.
 func (s *redisSubscriber) run(ctx context.Context, sub *redisSubscription, out chan<- *message.Message) {
-	defer s.wg.Done()
-	defer close(out)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// Every answer is sent, and what is left given back, before the
 	// channel closes and Close closes the client.
-	var answering sync.WaitGroup
+	slots := newAnswerSlots(s.inFlight)
 	defer func() {
-		answering.Wait()
+		slots.wait()
 		sub.giveBack()
 	}()
 	sub.checkAt = time.Now().Add(redisConsumerCheckInterval)
-	slots := make(chan struct{}, max(1, s.inFlight)) // one per message handed on, not yet answered
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !slots.take(ctx) {
 			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		// Only this goroutine takes slots: as many as are free now can be
-		// taken without waiting.
-		entries := sub.next(ctx, 1+cap(slots)-len(slots))
+		// One entry for the slot taken and one for each slot free now,
+		// which can be taken without waiting.
+		entries := sub.next(ctx, 1+slots.free())
 		if len(entries) == 0 {
-			<-slots
+			slots.release()
 			continue
 		}
 		for i, e := range entries {
 			if i > 0 {
-				slots <- struct{}{}
+				slots.takeFree()
 			}
 			msg, msgCancel, ok := sub.handOn(ctx, e, out)
 			if !ok {
-				<-slots
+				slots.release()
 				continue
 			}
-			if s.inFlight <= 1 {
-				sub.answer(ctx, e.ID, msg, msgCancel)
-				<-slots
-				continue
-			}
-			answering.Go(func() {
-				defer func() { <-slots }()
-				sub.answer(ctx, e.ID, msg, msgCancel)
-			})
+			slots.answer(func() { sub.answer(ctx, e.ID, msg, msgCancel) })
 		}
 	}
 }
@@ -238,15 +201,9 @@ func (sub *redisSubscription) ack(id string, msg *message.Message) {
 // closes the client once the answers are sent. It may be called more than
 // once.
 func (s *redisSubscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.closeAll() {
 		return nil
 	}
-	s.closed = true
-	close(s.closing)
-	s.mu.Unlock()
-	s.wg.Wait()
 	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("close client: %w", err)
 	}
