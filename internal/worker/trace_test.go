@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,9 @@ func TestHandlersContinueTheMessageTrace(t *testing.T) {
 	insertUser(t, b.pool, ev)
 	id := uuid.New()
 	msg := newMessage(t, id, ev, "")
-	traceID, parentID := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	// A trace of its own each run: the recorder keeps every run's spans.
+	traceID := strings.ReplaceAll(uuid.NewString(), "-", "")
+	parentID := traceID[:16]
 	msg.Metadata.Set(outbox.MetadataTraceparent, "00-"+traceID+"-"+parentID+"-01")
 	b.publish(t, msg)
 	waitProcessed(t, b.pool, id, 3, 10*time.Second)
