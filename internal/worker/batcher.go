@@ -11,10 +11,12 @@ import (
 	"github.com/outboxd/outboxd/outbox/inbox"
 )
 
-// batcher gathers the messages one database handler works on at the same
-// time into batches for inbox.ProcessSet, below the middleware: each
-// message's attempt submits its effect and waits for its own outcome, so
-// retries, dead letters, metrics and traces stay per message.
+// batcher gathers the messages one handler works on at the same time into
+// batches of database work (its apply: an inbox.ProcessSet transaction for
+// profile and audit, the inbox lookups and records of email), below the
+// middleware: each message's attempt submits its delivery and waits for
+// its own outcome, so retries, dead letters, metrics and traces stay per
+// message.
 //
 // A batch is written when it holds size messages, when it holds every
 // attempt in flight not in a batch already while no full batch is being
@@ -23,8 +25,8 @@ import (
 // while the one before it commits, as a group commit does. Up to
 // batchWriters batches are written at once, so that a slow one does not
 // hold back the attempts after it; they never share a key, since the key
-// rule (keyOrdered) lets a message in only after the one of its key before
-// it is acked. A handler holds batchWriters+1 full batches (Config.Held),
+// rule (keyOrdered) lets a message in only after the handler is done with
+// the one of its key before it. A handler holds batchWriters+1 full batches (Config.Held),
 // so that one fills while the others commit.
 const batchWriters = 2
 
