@@ -45,7 +45,7 @@ func (s keyOrdered) forward(ctx context.Context, in <-chan *message.Message, out
 	quit := make(chan struct{})
 	defer close(quit)
 	var (
-		held     int                               // handed on or waiting, not yet acked or nacked
+		held     int                               // handed on or waiting, not yet released
 		waiting  = map[string][]*message.Message{} // busy keys and the messages queued behind them
 		ready    []*message.Message                // their turn, not yet taken by the router
 		finished = make(chan *message.Message)
