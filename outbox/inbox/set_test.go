@@ -70,19 +70,8 @@ func TestProcessSet(t *testing.T) {
 		var calls atomic.Int64
 		outcomes, err := inbox.ProcessSet(ctx, b.pool, "h", ids, writeSet("h", ids, ids[4], &calls))
 		require.NoError(t, err)
-		for i, o := range outcomes {
-			if i == 4 {
-				require.ErrorContains(t, o.Err, "invalid input syntax for type uuid")
-				require.False(t, o.Done)
-				continue
-			}
-			require.True(t, o.Done, "message %d", i)
-			require.NoError(t, o.Err, "message %d", i)
-		}
+		requirePoisonFailedAlone(t, b, outcomes, ids, 4)
 		require.EqualValues(t, 1+len(ids), calls.Load(), "the set once, then each message alone")
-		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM effects`), "the others' effects, once each")
-		require.Zero(t, b.count(t, `SELECT count(*) FROM inbox WHERE message_id = $1`, ids[4]), "the poison message is not recorded")
-		require.Equal(t, 8, b.count(t, `SELECT count(*) FROM inbox`))
 	})
 
 	t.Run("RedeliveredSetChangesNothing", func(t *testing.T) {
