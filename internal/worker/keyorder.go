@@ -50,6 +50,19 @@ func (s keyOrdered) forward(ctx context.Context, in <-chan *message.Message, out
 		ready    []*message.Message                // their turn, not yet taken by the router
 		finished = make(chan *message.Message)
 	)
+	// releasable gives m, as it arrives, the release that releaseKey
+	// calls once its handler is done.
+	releasable := func(m *message.Message) {
+		var once sync.Once
+		m.SetContext(context.WithValue(m.Context(), releaseCtxKey, release(func() {
+			once.Do(func() {
+				select {
+				case finished <- m:
+				case <-quit:
+				}
+			})
+		})))
+	}
 	for {
 		source := in
 		if held >= s.limit || in == nil {
@@ -61,18 +74,6 @@ func (s keyOrdered) forward(ctx context.Context, in <-chan *message.Message, out
 		)
 		if len(ready) > 0 {
 			sink, next = out, ready[0]
-			if next.Context().Value(releaseCtxKey) == nil {
-				m := next
-				var once sync.Once
-				m.SetContext(context.WithValue(m.Context(), releaseCtxKey, release(func() {
-					once.Do(func() {
-						select {
-						case finished <- m:
-						case <-quit:
-						}
-					})
-				})))
-			}
 		}
 		select {
 		case m, ok := <-source:
@@ -80,6 +81,7 @@ func (s keyOrdered) forward(ctx context.Context, in <-chan *message.Message, out
 				return
 			}
 			held++
+			releasable(m)
 			key := m.Metadata.Get(outbox.MetadataKey)
 			if key == "" {
 				ready = append(ready, m)
