@@ -36,6 +36,7 @@ type replyMux struct {
 
 // waiter is one request listening for its reply.
 type waiter struct {
+	ctx       context.Context // the request's subscription: done once it gave up
 	ch        chan *message.Message
 	delivered bool
 }
@@ -49,7 +50,7 @@ func newReplyMux(logger *slog.Logger, late prometheus.Counter) *replyMux {
 // listener blocks for good if it is handed a second one nobody reads. It is
 // closed when ctx ends or the mux closes.
 func (m *replyMux) Subscribe(ctx context.Context, operationID string) (<-chan *message.Message, error) {
-	w := &waiter{ch: make(chan *message.Message, 1)}
+	w := &waiter{ctx: ctx, ch: make(chan *message.Message, 1)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -87,7 +88,9 @@ func (m *replyMux) dispatch(msg *message.Message) {
 	id := msg.Metadata.Get(requestreply.OperationIDMetadataKey)
 	m.mu.Lock()
 	w := m.waiting[id]
-	delivered := w != nil && !w.delivered
+	// A request that gave up may still be listed: forget runs after its
+	// context ends, in a goroutine of its own, which a reply can beat.
+	delivered := w != nil && !w.delivered && w.ctx.Err() == nil
 	if delivered {
 		w.delivered = true
 		w.ch <- msg // never blocks: the first and only send on a 1-buffer
