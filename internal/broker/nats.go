@@ -159,8 +159,19 @@ func (s *natsStreams) forget(topic string) { s.ready.Delete(topic) }
 func (s *natsStreams) ensure(ctx context.Context, topic string) error {
 	name := natsStreamName(topic)
 	info, err := s.js.StreamInfo(name, nats.Context(ctx))
-	if errors.Is(err, nats.ErrStreamNotFound) {
-		_, err = s.js.AddStream(&nats.StreamConfig{
+	// A create that fails while the stream is still missing is tried
+	// again: the server refused it for the moment (seen once in CI, with
+	// many streams created and deleted at once), not for good.
+	var createErr error
+	for attempt := 0; errors.Is(err, nats.ErrStreamNotFound) && attempt < natsStreamCreateAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			case <-ctx.Done():
+				return fmt.Errorf("stream %s: create: %w (%w)", name, createErr, ctx.Err())
+			}
+		}
+		_, createErr = s.js.AddStream(&nats.StreamConfig{
 			Name:       name,
 			Subjects:   []string{topic},
 			Storage:    nats.FileStorage,
@@ -168,13 +179,16 @@ func (s *natsStreams) ensure(ctx context.Context, topic string) error {
 			MaxAge:     natsStreamMaxAge,
 			Duplicates: natsDuplicateWindow,
 		}, nats.Context(ctx))
-		if err == nil {
+		if createErr == nil {
 			return nil
 		}
 		// Another process may have created it meanwhile: look again.
 		info, err = s.js.StreamInfo(name, nats.Context(ctx))
 	}
 	if err != nil {
+		if createErr != nil {
+			return fmt.Errorf("stream %s: create: %v; look up: %w", name, createErr, err)
+		}
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	if !slices.Contains(info.Config.Subjects, topic) {
@@ -182,6 +196,10 @@ func (s *natsStreams) ensure(ctx context.Context, topic string) error {
 	}
 	return nil
 }
+
+// natsStreamCreateAttempts is how many times ensure tries to create a
+// missing stream.
+const natsStreamCreateAttempts = 3
 
 func newNATSSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
 	nc, err := ConnectNATS(ctx, cfg, "subscriber "+group)
