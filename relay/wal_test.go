@@ -194,7 +194,10 @@ func TestWALReplacesASlotOfUnknownPast(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	start(t, newRelay(t, pool, s, walConfig(relay.Config{Registerer: reg})))
 	s.waitDistinct(t, 1, 20*time.Second)
-	require.Equal(t, 1.0, testutil.ToFloat64(resyncs(t, reg, "unknown_slot")))
+	// At least once: a step that fails after the relay created its new
+	// slot and before it recorded it (seen once in CI, under load) leaves
+	// a slot without a record, which the retry replaces again, rightly.
+	require.GreaterOrEqual(t, testutil.ToFloat64(resyncs(t, reg, "unknown_slot")), 1.0)
 }
 
 // The broker acknowledged a message, then the relay died before the slot
