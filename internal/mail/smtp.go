@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -209,10 +210,12 @@ func NewSMTP(cfg SMTPConfig) (*SMTPMailer, error) {
 	}, nil
 }
 
-// Send delivers m, on an idle connection if there is one (checked with a
-// NOOP first) and on a new one otherwise, waiting while Concurrency sends are
-// under way. A connection that failed a send is closed rather than reused.
-// A permanent refusal by the server wraps ErrRejected.
+// Send delivers m, on an idle connection if there is one and on a new one
+// otherwise, or when the idle one turns out to be gone before the server
+// took anything, waiting while Concurrency sends are under way. To a server
+// that offers PIPELINING a mail takes two round trips. A connection that
+// failed a send is closed rather than reused. A permanent refusal by the
+// server wraps ErrRejected.
 func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	msg, err := s.message(m)
 	if err != nil {
@@ -229,7 +232,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	var conn *gosmtp.Client
 	select {
 	case conn = <-s.idle:
-		err = s.client.SendWithSMTPClient(conn, msg)
+		err = s.send(conn, msg)
 		if staleConnection(err) {
 			// The server closed the idle connection: a fresh one, once.
 			_ = conn.Close()
@@ -242,7 +245,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 		if err != nil {
 			return s.sendError(m, fmt.Errorf("dial failed: %w", err))
 		}
-		err = s.client.SendWithSMTPClient(conn, msg)
+		err = s.send(conn, msg)
 	}
 	if err != nil {
 		_ = s.client.CloseWithSMTPClient(conn)
@@ -258,13 +261,24 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	return nil
 }
 
-// Close says goodbye (QUIT) on the idle connections. Sends may go on
+// send sends msg on conn: pipelined when the server offers it, by
+// go-mail's send, a round trip per command, otherwise.
+func (s *SMTPMailer) send(conn *gosmtp.Client, msg *gomail.Msg) error {
+	if pipelining(conn) {
+		return sendPipelined(conn, msg, s.cfg.Timeout)
+	}
+	return s.client.SendWithSMTPClient(conn, msg)
+}
+
 // staleConnection reports whether a send on a reused connection failed
 // because the connection was gone (the server or the network dropped it
 // while idle) before the server accepted anything of the mail, so that the
 // mail can go again on a new connection: the connection check failed, or
 // MAIL FROM failed without an SMTP reply.
 func staleConnection(err error) bool {
+	if errors.Is(err, errConnectionGone) {
+		return true
+	}
 	var sendErr *gomail.SendError
 	if !errors.As(err, &sendErr) {
 		return false
@@ -278,6 +292,7 @@ func staleConnection(err error) bool {
 	return false
 }
 
+// Close says goodbye (QUIT) on the idle connections. Sends may go on
 // afterwards; they open new connections.
 func (s *SMTPMailer) Close() error {
 	var errs []error
@@ -320,8 +335,7 @@ func (s *SMTPMailer) message(m Mail) (*gomail.Msg, error) {
 // sendError wraps err with the mail's id, marks permanent failures, and
 // makes sure the password never travels in it.
 func (s *SMTPMailer) sendError(m Mail, err error) error {
-	var sendErr *gomail.SendError
-	permanent := errors.As(err, &sendErr) && sendErr.ErrorCode() >= 500 && sendErr.ErrorCode() < 600
+	permanent := permanentReply(err)
 	if s.cfg.Password != "" && strings.Contains(err.Error(), s.cfg.Password) {
 		// Unwrapping would expose the original text, so keep only a redacted copy.
 		err = errors.New(strings.ReplaceAll(err.Error(), s.cfg.Password, "[redacted]"))
@@ -330,6 +344,22 @@ func (s *SMTPMailer) sendError(m Mail, err error) error {
 		return fmt.Errorf("send mail %s via %s: %w: %w", m.MessageID, s.cfg.Addr, ErrRejected, err)
 	}
 	return fmt.Errorf("send mail %s via %s: %w", m.MessageID, s.cfg.Addr, err)
+}
+
+// permanentReply reports whether err holds a permanent refusal by the
+// server: a 5xx reply, through go-mail's send or a pipelined one.
+func permanentReply(err error) bool {
+	var (
+		sendErr *gomail.SendError
+		reply   *textproto.Error
+	)
+	switch {
+	case errors.As(err, &sendErr):
+		return sendErr.ErrorCode() >= 500 && sendErr.ErrorCode() < 600
+	case errors.As(err, &reply):
+		return reply.Code >= 500 && reply.Code < 600
+	}
+	return false
 }
 
 // oneLine keeps header values on one line, so that no user-supplied text can
