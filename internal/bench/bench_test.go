@@ -88,6 +88,8 @@ var wantFigures = map[string][]struct {
 		{"the broker's side: raw nats.go consume loop", false},
 		{"drain, profile + audit: worker vs combined ceiling", false},
 		{"email + profile + audit: worker users/s vs raw mail loop mails/s", true},
+		{"the broker's side with email: raw nats.go consume loop (three", false},
+		{"drain, email + profile + audit: worker vs combined ceiling", false},
 		{"commit → profile row p50: new worker vs today's", false},
 		{"commit → profile row p99: new worker vs today's", true},
 		{"worker RSS during the profile + audit drain, peak", false},

@@ -17,13 +17,13 @@ import (
 // for at a time.
 const rawConsumeFetch = 100
 
-// rawConsume is the broker's side of the worker's drain ceiling: the same
-// backlog, published into a fresh stream, read by a raw nats.go loop on two
-// durable pull consumers (one per database handler), rawConsumeFetch
+// rawConsume is the broker's side of the worker's drain ceilings: the same
+// backlog, published into a fresh stream, read by a raw nats.go loop on
+// consumers durable pull consumers (one per handler), rawConsumeFetch
 // messages a fetch, each message acked as the worker acks it (no wait for
 // the server's answer), with no database and no decoding. It returns
-// users/s: both consumers done with every message.
-func (e *env) rawConsume(ctx context.Context, users []workerUser) (float64, error) {
+// users/s: every consumer done with every message.
+func (e *env) rawConsume(ctx context.Context, users []workerUser, consumers int) (float64, error) {
 	if err := e.publishBacklog(ctx, users); err != nil {
 		return 0, err
 	}
@@ -36,7 +36,6 @@ func (e *env) rawConsume(ctx context.Context, users []workerUser) (float64, erro
 	if err != nil {
 		return 0, fmt.Errorf("raw consume loop: jetstream: %w", err)
 	}
-	const consumers = 2
 	var (
 		done  atomic.Int64 // messages acked by both consumers together
 		wg    sync.WaitGroup
@@ -48,7 +47,7 @@ func (e *env) rawConsume(ctx context.Context, users []workerUser) (float64, erro
 	start := time.Now()
 	for c := range consumers {
 		wg.Go(func() {
-			errs[c] = consumeAll(ctx, js, fmt.Sprintf("bench-raw-%d", c), len(users), &done)
+			errs[c] = consumeAll(ctx, js, fmt.Sprintf("bench-raw-%d-of-%d", c, consumers), len(users), &done)
 		})
 	}
 	wg.Wait()
