@@ -143,8 +143,8 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // forward passes the transport's messages on until it closes ch, then
-// closes out: so that out is closed by the time Close returns, which
-// watermill-sql's subscriber leaves to a goroutine of its own. A message
+// closes out: so that out is closed by the time Close returns, whatever
+// the transport's subscriber does with its own channel. A message
 // nobody takes once Close began or ctx ended is nacked, back to the group.
 func (s *subscriber) forward(ctx context.Context, ch <-chan *message.Message, out chan<- *message.Message) {
 	defer s.forwarders.Done()

@@ -70,7 +70,8 @@ type Config struct {
 	// AckTimeout is how long a subscriber may hold a delivered message
 	// without acking or nacking it before the broker offers it to the group
 	// again: JetStream's AckWait, the idle time after which a Redis consumer
-	// claims another's pending message, watermill-sql's ack deadline.
+	// claims another's pending message, the deadline after which a
+	// PostgreSQL subscription hands a message on again.
 	// RabbitMQ and Kafka redeliver when the consumer goes away instead.
 	// Handlers that may run longer cause duplicates. Defaults to
 	// AckTimeoutDefault (30 s).
@@ -85,11 +86,12 @@ type Config struct {
 	// apart is then the consumer's concern. NATS JetStream honours it (the
 	// group's consumer holds up to max(8, InFlight) messages unacked), and
 	// so do RabbitMQ (a channel's prefetch is max(16, InFlight), each
-	// message acked on its own) and Redis Streams (XREADGROUP reads as many
-	// as there are free places, each acked with its own XACK); Kafka hands
+	// message acked on its own), Redis Streams (XREADGROUP reads as many
+	// as there are free places, each acked with its own XACK) and postgres
+	// (a batch of max(100, InFlight) rows read in one transaction, the
+	// group's offset moved once the whole batch is acked); Kafka hands
 	// over one message per partition at a time whatever it says, so its
-	// partitions are its concurrency; postgres hands on one message at a
-	// time.
+	// partitions are its concurrency.
 	InFlight int
 
 	// Logger receives the transports' logs, bridged with

@@ -51,17 +51,25 @@
 //     key, so one key's records share a partition, and the consumer group is
 //     the group (starting at the oldest offset). The producer is idempotent
 //     and waits for all in-sync replicas.
-//   - PostgreSQL (watermill-sql): table watermill_<topic> holds the messages
-//     (payload as BYTEA) and watermill_offsets_<topic> each group's position;
-//     both are created on first use. A publish is one transaction on its
-//     own pool, one INSERT per topic, committed before it returns: it needs
-//     no transaction of the caller. Topics are limited to 45 bytes (table name length). Rows are
-//     never deleted. A subscriber reads only rows older than every running
-//     transaction of the whole cluster (pg_snapshot_xmin), and holds a
-//     transaction with an id while its batch is being handled (a FOR UPDATE
-//     on its group's offset row): one slow handler delays every other group,
-//     and the relay's own horizon if the outbox lives on the same cluster.
-//     Give this broker its own PostgreSQL when handlers are slow.
+//   - PostgreSQL (watermill-sql's tables): table watermill_<topic> holds the
+//     messages (payload as BYTEA) and watermill_offsets_<topic> each group's
+//     position; both are created on first use. A publish is one transaction
+//     on its own pool, one INSERT per topic, committed before it returns: it
+//     needs no transaction of the caller. Topics are limited to 45 bytes
+//     (table name length). Rows are never deleted. Each Subscribe reads a
+//     batch of max(100, Config.InFlight) rows in one transaction, with
+//     watermill-sql's queries, and hands them on in offset order, up to
+//     Config.InFlight unanswered at once; a nack, or no answer within
+//     Config.AckTimeout, hands the message on again. The group's offset
+//     moves once the whole batch is acked, or, when the subscription ends,
+//     past the prefix acked in offset order, the rest coming again at once.
+//     A subscriber reads only rows older than every running transaction of
+//     the whole cluster (pg_snapshot_xmin), and holds a transaction with an
+//     id while its batch is being handled (a FOR UPDATE on its group's
+//     offset row, so the members of a group take turns): one slow handler
+//     delays every other group, and the relay's own horizon if the outbox
+//     lives on the same cluster. Give this broker its own PostgreSQL when
+//     handlers are slow.
 //
 // # Order
 //

@@ -43,6 +43,7 @@ func inFlightTransports() []inFlightTransport {
 		{kind: broker.KindNATS},
 		{kind: broker.KindAMQP, givesBackInOrder: true, redelivered: wmamqp.IsMessageRedelivered},
 		{kind: broker.KindRedis, givesBackInOrder: true, requireAllAcked: requireNonePending},
+		{kind: broker.KindPostgres, givesBackInOrder: true, requireAllAcked: requireOffsetAtEnd},
 	}
 }
 
@@ -53,7 +54,9 @@ func inFlightTransports() []inFlightTransport {
 // does, and what is in hand when the subscription ends goes back to the
 // group at once (on Redis, not after Config.AckTimeout). What a lost
 // RabbitMQ connection and a departed Redis consumer leave are tested in
-// amqp_subscribe_test.go and redis_subscribe_test.go.
+// amqp_subscribe_test.go and redis_subscribe_test.go, what a PostgreSQL
+// subscription ending with a batch half acked leaves in
+// postgres_subscribe_test.go.
 func TestSubscriptionHandsOnInFlight(t *testing.T) {
 	t.Parallel()
 	for _, tr := range inFlightTransports() {

@@ -163,24 +163,18 @@ func (p *postgresPublisher) ensureTable(ctx context.Context, topic string) error
 
 func (p *postgresPublisher) close() error { return nil }
 
+// newPostgresSubscriber is our own subscriber on watermill-sql's tables
+// (postgresSubscriber), on a pool of its own that Close closes once the
+// subscriptions have committed.
 func newPostgresSubscriber(ctx context.Context, cfg Config, group string, logger watermill.LoggerAdapter) (*subscriber, error) {
 	pool, err := database.Open(ctx, cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	ackDeadline := cfg.AckTimeout
-	s, err := wmsql.NewSubscriber(wmsql.BeginnerFromPgx(pool), wmsql.SubscriberConfig{
-		ConsumerGroup:    group,
-		AckDeadline:      &ackDeadline,
-		PollInterval:     postgresPollInterval,
-		ResendInterval:   postgresResendInterval,
-		SchemaAdapter:    postgresSchema,
-		OffsetsAdapter:   wmsql.DefaultPostgreSQLOffsetsAdapter{},
-		InitializeSchema: true,
-	}, logger)
+	s, err := newPostgresSubscriberOn(pool, group, cfg.InFlight, cfg.AckTimeout, logger)
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("watermill subscriber: %w", err)
+		return nil, err
 	}
 	return &subscriber{
 		transport:  s,

@@ -13,7 +13,7 @@ import (
 var errSubscriberClosed = errors.New("subscriber closed")
 
 // subscriptions are the running subscriptions of one of our subscribers
-// (NATS, RabbitMQ, Redis): each a goroutine that owns its output channel,
+// (NATS, RabbitMQ, Redis, PostgreSQL): each a goroutine that owns its output channel,
 // ended by Close, which waits for them. The zero value has none and is
 // open.
 type subscriptions struct {

@@ -56,10 +56,10 @@ func universalFeatures(kind broker.Kind) tests.Features {
 // (watermill/pubsub/tests) against the publisher and subscribers of
 // NewPublisher and NewSubscriber, on every transport: one broker per
 // transport, a topic per test, and a group per test where the suite asks
-// for none. NATS, RabbitMQ and Redis run twice: handing on one message at a time
-// (the default) and Config.InFlight at once, as the worker's subscriptions
-// do, where a message nacked comes back after later ones (no guaranteed
-// order).
+// for none. NATS, RabbitMQ, Redis and PostgreSQL run twice: handing on one
+// message at a time (the default) and Config.InFlight at once, as the
+// worker's subscriptions do, where a message nacked comes back after later
+// ones (no guaranteed order).
 func TestUniversal(t *testing.T) {
 	t.Parallel()
 	type variant struct {
@@ -70,7 +70,7 @@ func TestUniversal(t *testing.T) {
 	var variants []variant
 	for _, tr := range transports() {
 		variants = append(variants, variant{string(tr.kind), tr, 0})
-		if tr.kind == broker.KindNATS || tr.kind == broker.KindAMQP || tr.kind == broker.KindRedis {
+		if tr.kind == broker.KindNATS || tr.kind == broker.KindAMQP || tr.kind == broker.KindRedis || tr.kind == broker.KindPostgres {
 			variants = append(variants, variant{string(tr.kind) + "-in-flight-16", tr, 16})
 		}
 	}

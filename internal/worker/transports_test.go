@@ -19,14 +19,16 @@ import (
 	"github.com/outboxd/outboxd/internal/broker"
 	"github.com/outboxd/outboxd/internal/broker/kafkatest"
 	"github.com/outboxd/outboxd/internal/event"
+	"github.com/outboxd/outboxd/internal/pgtest"
 	"github.com/outboxd/outboxd/internal/worker"
 )
 
 // TestConcurrentBatchesOnRealTransports drains a backlog of many messages
-// over a few keys through real brokers: NATS JetStream, RabbitMQ and Redis
-// Streams, whose subscriptions hand on Config.InFlight messages before the
-// first is answered, and Kafka (kfake, or KAFKA_BROKERS), whose partitions
-// are handed over at once, one message each. The audit handler must work on several messages
+// over a few keys through real brokers: NATS JetStream, RabbitMQ, Redis
+// Streams and PostgreSQL (watermill-sql's tables), whose subscriptions hand
+// on Config.InFlight messages before the first is answered, and Kafka
+// (kfake, or KAFKA_BROKERS), whose partitions are handed over at once, one
+// message each. The audit handler must work on several messages
 // at once, so that they share transactions (fewer batches than messages;
 // one message at a time makes a batch each), and still write each key's
 // records in publish order.
@@ -95,6 +97,11 @@ func TestConcurrentBatchesOnRealTransports(t *testing.T) {
 			}
 			require.FailNow(t, "no free Redis database", "every one of 1 to 15 holds %s", lock)
 			return broker.Config{}
+		}},
+		{"postgres", func(t *testing.T) broker.Config {
+			// A database of the test's own, beside the worker's, as
+			// BROKER=postgres is best given.
+			return broker.Config{Kind: broker.KindPostgres, URL: pgtest.NewEmptyDatabase(t), Logger: discard}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
