@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/textproto"
@@ -23,29 +24,48 @@ func pipelining(conn *gosmtp.Client) bool {
 	return ok
 }
 
-// sendPipelined sends msg on conn, whose server offers PIPELINING, as one
+// outgoing is a mail ready for the wire: its envelope and its content,
+// rendered before the send waits for a connection, so that a connection
+// is held for the round trips alone.
+type outgoing struct {
+	msg     *gomail.Msg // for go-mail's own send
+	from    string      // envelope sender, <address>
+	rcpts   []string    // envelope recipients, <address> each
+	content []byte      // the message as sent after DATA, before dot-stuffing
+}
+
+// newOutgoing renders msg for sendPipelined.
+func newOutgoing(msg *gomail.Msg) (outgoing, error) {
+	from, err := msg.GetSender(false)
+	if err != nil {
+		return outgoing{}, fmt.Errorf("mail sender: %w", err)
+	}
+	rcpts, err := msg.GetRecipients()
+	if err != nil {
+		return outgoing{}, fmt.Errorf("mail recipients: %w", err)
+	}
+	var content bytes.Buffer
+	if _, err := msg.WriteTo(&content); err != nil {
+		return outgoing{}, fmt.Errorf("render the mail: %w", err)
+	}
+	return outgoing{msg: msg, from: from, rcpts: rcpts, content: content.Bytes()}, nil
+}
+
+// sendPipelined sends out on conn, whose server offers PIPELINING, as one
 // mail transaction in two round trips: MAIL FROM, RCPT TO and DATA in one
 // write, their replies read together, then the content and its end, whose
 // reply accepts the mail. go-mail's own send waits for each command's reply
 // and ends with RSET, five round trips, although the reply to the end of
 // data already ends the transaction (RFC 5321, 4.1.1.4). Any failure leaves
 // the connection in an unknown state: the caller closes it.
-func sendPipelined(conn *gosmtp.Client, msg *gomail.Msg, timeout time.Duration) error {
-	from, err := msg.GetSender(false)
-	if err != nil {
-		return fmt.Errorf("mail sender: %w", err)
-	}
-	rcpts, err := msg.GetRecipients()
-	if err != nil {
-		return fmt.Errorf("mail recipients: %w", err)
-	}
+func sendPipelined(conn *gosmtp.Client, out outgoing, timeout time.Duration) error {
 	if err := conn.UpdateDeadline(timeout); err != nil {
 		return fmt.Errorf("%w: %w", errConnectionGone, err)
 	}
 	text := conn.Text
-	cmds := make([]string, 0, len(rcpts)+2)
-	cmds = append(cmds, "MAIL FROM:"+from+mailParams(conn))
-	for _, r := range rcpts {
+	cmds := make([]string, 0, len(out.rcpts)+2)
+	cmds = append(cmds, "MAIL FROM:"+out.from+mailParams(conn))
+	for _, r := range out.rcpts {
 		cmds = append(cmds, "RCPT TO:"+r)
 	}
 	cmds = append(cmds, "DATA")
@@ -90,7 +110,7 @@ func sendPipelined(conn *gosmtp.Client, msg *gomail.Msg, timeout time.Duration) 
 		return refused
 	}
 	data := text.DotWriter()
-	if _, err := msg.WriteTo(data); err != nil {
+	if _, err := data.Write(out.content); err != nil {
 		return fmt.Errorf("write the mail's content: %w", err)
 	}
 	if err := data.Close(); err != nil {

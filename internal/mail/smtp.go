@@ -221,6 +221,10 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	if err != nil {
 		return err
 	}
+	out, err := newOutgoing(msg)
+	if err != nil {
+		return fmt.Errorf("send mail %s: %w", m.MessageID, err)
+	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -232,7 +236,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	var conn *gosmtp.Client
 	select {
 	case conn = <-s.idle:
-		err = s.send(conn, msg)
+		err = s.send(conn, out)
 		if staleConnection(err) {
 			// The server closed the idle connection: a fresh one, once.
 			_ = conn.Close()
@@ -245,7 +249,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 		if err != nil {
 			return s.sendError(m, fmt.Errorf("dial failed: %w", err))
 		}
-		err = s.send(conn, msg)
+		err = s.send(conn, out)
 	}
 	if err != nil {
 		_ = s.client.CloseWithSMTPClient(conn)
@@ -261,13 +265,13 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 	return nil
 }
 
-// send sends msg on conn: pipelined when the server offers it, by
+// send sends out on conn: pipelined when the server offers it, by
 // go-mail's send, a round trip per command, otherwise.
-func (s *SMTPMailer) send(conn *gosmtp.Client, msg *gomail.Msg) error {
+func (s *SMTPMailer) send(conn *gosmtp.Client, out outgoing) error {
 	if pipelining(conn) {
-		return sendPipelined(conn, msg, s.cfg.Timeout)
+		return sendPipelined(conn, out, s.cfg.Timeout)
 	}
-	return s.client.SendWithSMTPClient(conn, msg)
+	return s.client.SendWithSMTPClient(conn, out.msg)
 }
 
 // staleConnection reports whether a send on a reused connection failed
