@@ -26,7 +26,10 @@ func pipelining(conn *gosmtp.Client) bool {
 
 // outgoing is a mail ready for the wire: its envelope and its content,
 // rendered before the send waits for a connection, so that a connection
-// is held for the round trips alone.
+// is held for the round trips alone. A server without PIPELINING gets the
+// mail through go-mail's own send, which renders it again: the price of
+// keeping go-mail's one-command-at-a-time transaction, RSET included, for
+// the servers that ask for it.
 type outgoing struct {
 	msg     *gomail.Msg // for go-mail's own send
 	from    string      // envelope sender, <address>
