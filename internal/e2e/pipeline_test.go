@@ -41,6 +41,7 @@ func TestSignupLeadsToOneEmailProfileAndAuditRow(t *testing.T) {
 	smtp := mailtest.NewServer(t, mailtest.Options{})
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{Addr: smtp.Addr(), From: "welcome@outboxd.test", TLS: mail.TLSNone})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = mailer.Close() })
 
 	pub, err := broker.NewPublisher(ctx, bcfg)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,36 +32,45 @@ type scriptedServer struct {
 	onMail func(session, n int) string
 
 	mu       sync.Mutex
-	sessions int
+	sessions *atomic.Int64
 	commands []string // every command of every session, in order
 	mails    int      // transactions that ended with 250 after the data
 	problems []string // orderings the script saw and did not expect
-	wg       sync.WaitGroup
 }
 
 func newScriptedServer(t *testing.T, pipelining bool) *scriptedServer {
 	t.Helper()
+	s := &scriptedServer{t: t, pipelining: pipelining}
+	s.ln, s.sessions = serveSessions(t, s.serve)
+	return s
+}
+
+// serveSessions serves each connection to a loopback port with serve, each
+// in a goroutine of its own and numbered from 1, until the test ends; it
+// counts them.
+func serveSessions(t *testing.T, serve func(conn net.Conn, session int)) (net.Listener, *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &scriptedServer{t: t, ln: ln, pipelining: pipelining}
-	s.wg.Go(func() {
+	var (
+		wg       sync.WaitGroup
+		sessions atomic.Int64
+	)
+	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s.mu.Lock()
-			s.sessions++
-			session := s.sessions
-			s.mu.Unlock()
-			s.wg.Go(func() { s.serve(conn, session) })
+			session := int(sessions.Add(1))
+			wg.Go(func() { serve(conn, session) })
 		}
 	})
 	t.Cleanup(func() {
 		_ = ln.Close()
-		s.wg.Wait()
+		wg.Wait()
 	})
-	return s
+	return ln, &sessions
 }
 
 func (s *scriptedServer) addr() string { return s.ln.Addr().String() }
@@ -197,7 +207,7 @@ func (s *scriptedServer) seen() (commands []string, sessions, mails int, problem
 			commands = append(commands, v)
 		}
 	}
-	return commands, s.sessions, s.mails, s.problems
+	return commands, int(s.sessions.Load()), s.mails, s.problems
 }
 
 func TestSMTPMailerPipelinesWhenTheServerOffersIt(t *testing.T) {
@@ -300,6 +310,7 @@ func TestSMTPMailerPipelinedSendFailsOnATimeout(t *testing.T) {
 	cfg := mail.SMTPConfig{Addr: ln.Addr().String(), TLS: mail.TLSNone, From: from, Timeout: 300 * time.Millisecond}
 	mailer, err := mail.NewSMTP(cfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = mailer.Close() })
 	err = mailer.Send(context.Background(), testMail(1))
 	require.Error(t, err)
 	require.True(t, errors.Is(err, os.ErrDeadlineExceeded), "the per-command timeout bounds the pipelined send too: %v", err)

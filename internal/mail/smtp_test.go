@@ -27,6 +27,7 @@ func newMailer(t *testing.T, cfg mail.SMTPConfig) *mail.SMTPMailer {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	m, err := mail.NewSMTP(cfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
 

@@ -69,6 +69,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = m.Close() })
 		mailer = m
 	}
 	cfg := opts.cfg

@@ -67,6 +67,7 @@ func runChild(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = mailer.Close() }()
 	// As outboxd worker does: each subscription hands on as many messages
 	// as a handler works on at once.
 	bcfg := broker.Config{Kind: broker.KindNATS, URL: os.Getenv(envChildNATS), AckTimeout: childAckTimeout,
