@@ -88,6 +88,7 @@ var wantFigures = map[string][]struct {
 		{"the broker's side: raw nats.go consume loop", false},
 		{"drain, profile + audit: worker vs combined ceiling", false},
 		{"email + profile + audit: worker users/s vs raw mail loop mails/s", true},
+		{"worker users/s vs raw mail loop with 16 sends at once", false},
 		{"the broker's side with email: raw nats.go consume loop (three", false},
 		{"drain, email + profile + audit: worker vs combined ceiling", false},
 		{"commit → profile row p50: new worker vs today's", false},

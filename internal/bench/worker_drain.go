@@ -255,9 +255,9 @@ func (e *env) checkEffects(ctx context.Context, n int, email bool) error {
 
 // rawMails is the ceiling of the email handler: the users' welcome mails,
 // rendered as the handler renders them, sent through mail.NewSMTP on
-// mail.ConcurrencyDefault reused connections, as many sends at once, to
+// mail.ConcurrencyDefault reused connections, sends of them at once, to
 // sink. It returns mails/s.
-func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser) (float64, error) {
+func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser, sends int) (float64, error) {
 	m, err := mail.NewSMTP(mail.SMTPConfig{
 		Addr: sink.addr(), From: workerMailFrom, TLS: mail.TLSNone,
 		Concurrency: mail.ConcurrencyDefault, Logger: e.cfg.Logger,
@@ -270,12 +270,12 @@ func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser) 
 	var (
 		next, sent atomic.Int64
 		wg         sync.WaitGroup
-		errs       = make([]error, mail.ConcurrencyDefault)
+		errs       = make([]error, sends)
 	)
-	label := fmt.Sprintf("worker: raw mail loop, %d connections", mail.ConcurrencyDefault)
+	label := fmt.Sprintf("worker: raw mail loop, %d connections, %d sends at once", mail.ConcurrencyDefault, sends)
 	stopProgress := progress(e.cfg.Progress, label, int64(len(users)), &sent)
 	start := time.Now()
-	for c := range mail.ConcurrencyDefault {
+	for c := range sends {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(users); i = int(next.Add(1) - 1) {
 				u := users[i]
