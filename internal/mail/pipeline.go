@@ -62,6 +62,9 @@ func newOutgoing(msg *gomail.Msg) (outgoing, error) {
 // data already ends the transaction (RFC 5321, 4.1.1.4). Any failure leaves
 // the connection in an unknown state: the caller closes it.
 func sendPipelined(conn *gosmtp.Client, out outgoing, timeout time.Duration) error {
+	if err := checkEnvelope(out); err != nil {
+		return err
+	}
 	if err := conn.UpdateDeadline(timeout); err != nil {
 		return fmt.Errorf("%w: %w", errConnectionGone, err)
 	}
@@ -73,9 +76,6 @@ func sendPipelined(conn *gosmtp.Client, out outgoing, timeout time.Duration) err
 	}
 	cmds = append(cmds, "DATA")
 	for _, c := range cmds {
-		if strings.ContainsAny(c, "\r\n") {
-			return fmt.Errorf("SMTP command %q: an address holds a line break", c)
-		}
 		_, _ = text.W.WriteString(c + "\r\n") // a bufio.Writer keeps its error for Flush
 	}
 	if err := text.W.Flush(); err != nil {

@@ -196,7 +196,8 @@ func (st *stream) retire(quit func(*gosmtp.Client) error) {
 	_ = st.conn.Close()
 }
 
-// checkEnvelope refuses addresses that would end a command line early.
+// checkEnvelope refuses addresses that would end a command line early,
+// without naming them: they are the users'.
 func checkEnvelope(out outgoing) error {
 	for _, a := range append([]string{out.from}, out.rcpts...) {
 		if strings.ContainsAny(a, "\r\n") {
