@@ -230,7 +230,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTPMailer, error) {
 // Send delivers m on one of the mailer's connections, waiting while each
 // has as many mails in hand as it takes. A mail that meets a connection the
 // server had dropped while idle, before the server answered anything of it,
-// goes again once on a new connection. A connection that failed is closed
+// goes again on a new connection, up to goneAttempts times in all. A connection that failed is closed
 // rather than reused. A permanent refusal by the server wraps ErrRejected.
 // If ctx ends first, Send returns its error: a mail already written may
 // still arrive.
@@ -244,7 +244,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 		return fmt.Errorf("send mail %s: %w", m.MessageID, err)
 	}
 	start := time.Now()
-	for again := true; ; again = false {
+	for attempt := 1; ; attempt++ {
 		j := &job{ctx: ctx, out: out, result: make(chan error, 1)}
 		if err := s.pick(ctx, j); err != nil {
 			return fmt.Errorf("send mail %s via %s: %w", m.MessageID, s.cfg.Addr, err)
@@ -257,7 +257,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 		if err == nil {
 			break
 		}
-		if !again || !staleConnection(err) {
+		if attempt == goneAttempts || !staleConnection(err) {
 			return s.sendError(m, err)
 		}
 	}
@@ -265,6 +265,11 @@ func (s *SMTPMailer) Send(ctx context.Context, m Mail) error {
 		"message_id", msg.GetMessageID(), "smtp_addr", s.cfg.Addr, "duration", time.Since(start))
 	return nil
 }
+
+// goneAttempts is how many times Send tries a mail that keeps meeting a
+// connection gone before the server answered anything of it: a dropped idle
+// connection, and the mails written behind it, go again on a new one.
+const goneAttempts = 3
 
 // errMailerClosed fails the sends after Close.
 var errMailerClosed = errors.New("the mailer is closed")
