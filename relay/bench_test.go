@@ -120,7 +120,7 @@ type drainer struct {
 
 func startDrainer(b *testing.B, pool *pgxpool.Pool, pub message.Publisher, cfg relay.Config) *drainer {
 	b.Helper()
-	cfg.Logger = testLogger()
+	cfg.Logger = testLogger(b)
 	cfg.PollInterval = time.Minute
 	r, err := relay.New(pool, pub, cfg)
 	require.NoError(b, err)
@@ -278,7 +278,7 @@ func BenchmarkCommitToPublish(b *testing.B) {
 			}
 		}
 	})
-	r, err := relay.New(pool, pub, relay.Config{Logger: testLogger()})
+	r, err := relay.New(pool, pub, relay.Config{Logger: testLogger(b)})
 	require.NoError(b, err)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

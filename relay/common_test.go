@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxd/outboxd/internal/pgtest"
+	"github.com/outboxd/outboxd/internal/testlog"
 	"github.com/outboxd/outboxd/outbox"
 	"github.com/outboxd/outboxd/relay"
 )
@@ -34,12 +34,23 @@ func TestMain(m *testing.M) {
 // testTopic is the topic of the tests' messages.
 const testTopic = "relay.test"
 
-// testLogger discards logs unless RELAY_TEST_LOG is set.
-func testLogger() *slog.Logger {
+// testLogger writes the relay's logs to stderr when RELAY_TEST_LOG is set;
+// otherwise a test keeps them and prints them only if t fails, so that a
+// failure in CI says what the relay did.
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("RELAY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler) // a benchmark's log would only grow
+	}
+	var buf testlog.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the relay's log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // delivery is one message as the subscriber received it.
@@ -246,7 +257,7 @@ func (rr *running) stop(t testing.TB) {
 func newRelay(t testing.TB, pool *pgxpool.Pool, pub message.Publisher, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
+		cfg.Logger = testLogger(t)
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 100 * time.Millisecond

@@ -28,6 +28,14 @@ func walConfig(cfg relay.Config) relay.Config {
 	return cfg
 }
 
+// newSlotWait bounds the wait for a relay's first messages after it starts
+// on a new slot. Creating a logical slot waits for every transaction that
+// holds an xid anywhere in the cluster (other tests' databases included)
+// to end; once in CI, beside every other package's tests, a relay on a new
+// slot published nothing for 20 s (its log, printed on failure now, will
+// say why if it happens again).
+const newSlotWait = time.Minute
+
 // slotOf is the default slot of pool's database.
 func slotOf(pool *pgxpool.Pool) string { return relay.SlotName(pool.Config().ConnConfig.Database) }
 
@@ -43,7 +51,7 @@ func TestWALPublishesTheTableThenTheStream(t *testing.T) {
 		enqueue(t, pool, w.next("a"), w.next("b"))
 	}
 	r := start(t, newRelay(t, pool, s, walConfig(relay.Config{Registerer: reg})))
-	s.waitDistinct(t, 10, 20*time.Second)
+	s.waitDistinct(t, 10, newSlotWait)
 	require.Equal(t, relay.CaptureWAL, r.Capture())
 	for range 5 {
 		enqueue(t, pool, w.next("a"), w.next("b"))
@@ -162,17 +170,20 @@ func TestWALSlotDroppedWhileDownLosesNothing(t *testing.T) {
 	var w keyedWriter
 	enqueue(t, pool, w.next("a"), w.next("b"))
 	r := start(t, newRelay(t, pool, s, walConfig(relay.Config{})))
-	s.waitDistinct(t, 2, 20*time.Second)
+	s.waitDistinct(t, 2, newSlotWait)
 	r.stop(t)
 
 	enqueue(t, pool, w.next("a"), w.next("b"))
-	_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slotOf(pool))
-	require.NoError(t, err)
+	// The stopped relay's walsender ends a moment after its connection.
+	require.Eventually(t, func() bool {
+		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slotOf(pool))
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "drop the slot once no walsender streams it")
 	enqueue(t, pool, w.next("a"), w.next("b"))
 
 	reg := prometheus.NewPedanticRegistry()
 	start(t, newRelay(t, pool, s, walConfig(relay.Config{Registerer: reg})))
-	s.waitDistinct(t, 6, 20*time.Second)
+	s.waitDistinct(t, 6, newSlotWait)
 	enqueue(t, pool, w.next("a"))
 	s.waitDistinct(t, 7, 20*time.Second)
 	requireKeyOrder(t, s.all())
@@ -193,7 +204,7 @@ func TestWALReplacesASlotOfUnknownPast(t *testing.T) {
 	s := newSink(t)
 	reg := prometheus.NewPedanticRegistry()
 	start(t, newRelay(t, pool, s, walConfig(relay.Config{Registerer: reg})))
-	s.waitDistinct(t, 1, 20*time.Second)
+	s.waitDistinct(t, 1, newSlotWait)
 	// At least once: a step that fails after the relay created its new
 	// slot and before it recorded it (seen once in CI, under load) leaves
 	// a slot without a record, which the retry replaces again, rightly.
@@ -230,7 +241,7 @@ func TestWALRelayKilledBetweenAckAndConfirmRepublishes(t *testing.T) {
 	require.Equal(t, 3, s.distinct())
 
 	start(t, newRelay(t, pool, s, walConfig(relay.Config{})))
-	s.waitDistinct(t, 5, 20*time.Second)
+	s.waitDistinct(t, 5, newSlotWait)
 	requireKeyOrder(t, s.all())
 	deliveries := map[string]int{}
 	for _, d := range s.all() {
@@ -273,7 +284,7 @@ func TestWALIdleSlotFollowsTheServer(t *testing.T) {
 	s := newSink(t)
 	start(t, newRelay(t, pool, s, walConfig(relay.Config{})))
 	enqueue(t, pool, msgSeq("k", 1))
-	s.waitDistinct(t, 1, 20*time.Second)
+	s.waitDistinct(t, 1, newSlotWait)
 
 	_, err := pool.Exec(ctx, `CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 50000) AS g`)
 	require.NoError(t, err)
