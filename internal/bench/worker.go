@@ -87,8 +87,8 @@ func runWorker(ctx context.Context, e *env) ([]Table, error) {
 		return nil, err
 	}
 	return []Table{e.workerTable(n, workerFigures{
-		rawSQL: rawSQL, rawNATS: rawNATS, rawNATSEmail: rawNATSEmail, drain: drain.rate, rawMail: rawMail, rawMailDeep: rawMailDeep, emailDrain: emailDrain.rate,
-		today: todayLat, latest: newLat, rss: drain.rss,
+		rawSQL: rawSQL, rawNATS: rawNATS, rawNATSEmail: rawNATSEmail, drain: drain.rate, rawMail: rawMail.rate, rawMailDeep: rawMailDeep.rate, emailDrain: emailDrain.rate,
+		today: todayLat, latest: newLat, rss: drain.rss, drainCPU: drain.cpu, emailCPU: emailDrain.cpu, rawMailCPU: rawMail.cpu,
 	}, dbHandlers, today)}, nil
 }
 
@@ -103,6 +103,9 @@ type workerFigures struct {
 	rawMailDeep   float64
 	today, latest latencies
 	rss           []float64
+	// drainCPU, emailCPU and rawMailCPU are the CPU the two drains and the
+	// raw mail loop used; nil without /proc.
+	drainCPU, emailCPU, rawMailCPU *cpuTimes
 }
 
 // combinedCeiling is the fastest a drain can be when its sides, each alone
@@ -142,7 +145,10 @@ func (e *env) workerTable(n int, f workerFigures, o, today workerOpts) Table {
 		Unit: "users/s", Ours: f.emailDrain, Baseline: emailCeiling}
 	emailDeep := Row{Figure: fmt.Sprintf("drain, email + profile + audit: worker users/s vs raw mail loop with %d sends at once (the handler's) mails/s", o.concurrency),
 		Unit: "users/s", Ours: f.emailDrain, Baseline: f.rawMailDeep}
-	rows := []Row{drain, consume, combined, email, emailDeep, consumeEmail, emailCombined, ms("p50", f.latest.p50, f.today.p50), ms("p95", f.latest.p95, f.today.p95), p99}
+	rows := []Row{drain, consume, combined, email, emailDeep, consumeEmail, emailCombined}
+	cpu, cpuNote := cpuRows(n, f)
+	rows = append(rows, cpu...)
+	rows = append(rows, ms("p50", f.latest.p50, f.today.p50), ms("p95", f.latest.p95, f.today.p95), p99)
 	rssNote := fmt.Sprintf("worker RSS: VmRSS of the child worker from /proc/<pid>/status every %s during the profile + audit drain, %d samples; MB = 2^20 bytes; no baseline", rssInterval, len(f.rss))
 	if peak, median := peakAndMedian(f.rss); len(f.rss) > 0 {
 		rows = append(rows,
@@ -169,6 +175,7 @@ func (e *env) workerTable(n int, f workerFigures, o, today workerOpts) Table {
 			fmt.Sprintf("latency: each message is one users row committed by the bench, whose user.created the bench publishes to NATS itself right after the commit (no outbox row, no relay: its latency is not part of these figures); the clock starts when COMMIT returns; the profile row is detected by polling SELECT user_id FROM profiles WHERE user_id = ANY(pending ids) with %s between polls, the same for both workers, a row counting as committed when the poll that saw it was sent", profilePollInterval),
 			fmt.Sprintf("targets: drain ≥ %.2f of the raw SQL loop; email drain ≥ %.1f of the raw mail loop; new p99 ≤ today's p99 + %d ms", workerDrainTarget, workerEmailTarget, workerLatencyMarginMS),
 			rssNote,
+			cpuNote,
 			"the worker, PostgreSQL, NATS, the SMTP sink and the bench's own loops and polls share the machine's cores: one drain, loop or latency run at a time",
 			"worker-latency.svg draws both workers' commit → profile p50/p95/p99",
 		},

@@ -257,13 +257,13 @@ func (e *env) checkEffects(ctx context.Context, n int, email bool) error {
 // rendered as the handler renders them, sent through mail.NewSMTP on
 // mail.ConcurrencyDefault reused connections, sends of them at once, to
 // sink. It returns mails/s.
-func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser, sends int) (float64, error) {
+func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser, sends int) (mailLoop, error) {
 	m, err := mail.NewSMTP(mail.SMTPConfig{
 		Addr: sink.addr(), From: workerMailFrom, TLS: mail.TLSNone,
 		Concurrency: mail.ConcurrencyDefault, Logger: e.cfg.Logger,
 	})
 	if err != nil {
-		return 0, err
+		return mailLoop{}, err
 	}
 	defer func() { _ = m.Close() }()
 	sink.expect(len(users))
@@ -274,6 +274,7 @@ func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser, 
 	)
 	label := fmt.Sprintf("worker: raw mail loop, %d connections, %d sends at once", mail.ConcurrencyDefault, sends)
 	stopProgress := progress(e.cfg.Progress, label, int64(len(users)), &sent)
+	cpu := startCPU(0)
 	start := time.Now()
 	for c := range sends {
 		wg.Go(func() {
@@ -294,14 +295,21 @@ func (e *env) rawMails(ctx context.Context, sink *smtpSink, users []workerUser, 
 	}
 	wg.Wait()
 	took := time.Since(start)
+	used := cpu.stop()
 	stopProgress()
 	if err := errors.Join(errs...); err != nil {
-		return 0, err
+		return mailLoop{}, err
 	}
 	if got, _ := sink.received(); got != int64(len(users)) {
-		return 0, fmt.Errorf("raw mail loop: the sink received %d of %d mails", got, len(users))
+		return mailLoop{}, fmt.Errorf("raw mail loop: the sink received %d of %d mails", got, len(users))
 	}
-	return float64(len(users)) / took.Seconds(), nil
+	return mailLoop{rate: float64(len(users)) / took.Seconds(), cpu: used}, nil
+}
+
+// mailLoop is a raw mail loop's rate and the CPU it used.
+type mailLoop struct {
+	rate float64
+	cpu  *cpuTimes // nil without /proc
 }
 
 // drainResult is one drain of a backlog by the child worker.
@@ -310,6 +318,9 @@ type drainResult struct {
 	rate float64
 	// rss are the worker's VmRSS samples during the drain, in MB.
 	rss []float64
+	// cpu is the CPU the drain used, from the worker's start to the last
+	// effect seen; nil without /proc.
+	cpu *cpuTimes
 }
 
 // workerDrain publishes the users' events as a backlog into a fresh
@@ -332,14 +343,17 @@ func (e *env) workerDrain(ctx context.Context, label string, users []workerUser,
 	defer poller.stop()
 	var done atomic.Int64
 	stopProgress := progress(e.cfg.Progress, label, int64(n), &done)
+	cpu := startCPU(0)
 	start := time.Now()
 	w, err := e.startWorker(ctx, o)
 	if err != nil {
 		stopProgress()
 		return drainResult{}, err
 	}
+	cpu.workerPID = w.pid()
 	stopRSS := sampleRSS(w.pid())
 	end, err := waitDrain(ctx, w, poller, sink, &done)
+	used := cpu.stop()
 	rss := stopRSS()
 	stopProgress()
 	err = errors.Join(err, w.stop())
@@ -349,7 +363,7 @@ func (e *env) workerDrain(ctx context.Context, label string, users []workerUser,
 	if err != nil {
 		return drainResult{}, fmt.Errorf("%s: %w", label, err)
 	}
-	return drainResult{rate: float64(n) / end.Sub(start).Seconds(), rss: rss}, nil
+	return drainResult{rate: float64(n) / end.Sub(start).Seconds(), rss: rss, cpu: used}, nil
 }
 
 // waitDrain waits until poller has seen every row and sink, if any, every
