@@ -119,30 +119,36 @@ func (s *SMTPMailer) run(l *lane) {
 			st.retire(s.quit)
 		}
 		if conn != nil {
-			_ = s.quit(conn)
+			if err := conn.UpdateDeadline(s.cfg.Timeout); err == nil {
+				_ = s.quit(conn)
+			}
+			_ = conn.Close() // QUIT closes only when answered
 		}
 		conn, st = nil, nil
 		s.connected(l, false, false)
 	}
 	defer retire()
+	// carried is a job that a connection found broken did not take: it goes
+	// first on the next one, at no cost to its attempts. carries counts the
+	// connections in a row that did so, so that a server dropping every
+	// connection at once cannot keep it forever.
+	var (
+		carried *job
+		carries int
+	)
 	for {
-		var j *job
-		select {
-		case j = <-l.queue:
-		case <-s.closed:
-			s.mu.Lock() // no job is handed to l any more: the queue is all
-			defer s.mu.Unlock()
-			for {
-				select {
-				case j := <-l.queue:
-					l.load--
-					j.result <- errMailerClosed
-				default:
-					return
-				}
+		j := carried
+		if j == nil {
+			carries = 0
+			select {
+			case j = <-l.queue:
+			case <-s.closed:
+				s.failQueued(l)
+				return
 			}
 		}
-		if st != nil && st.failed() != nil {
+		carried = nil
+		if st != nil && !st.writable() {
 			retire()
 		}
 		if err := j.ctx.Err(); err != nil { // its Send returned already
@@ -172,16 +178,41 @@ func (s *SMTPMailer) run(l *lane) {
 			s.finish(j, err)
 			continue
 		}
-		st.write(j)
+		if !st.write(j) {
+			if carries++; carries >= goneAttempts {
+				s.finish(j, fmt.Errorf("%w: %d new connections in a row broke before the mail was written", errConnectionGone, carries))
+				continue
+			}
+			carried = j
+			continue
+		}
 		for more := true; more; {
 			select {
 			case j := <-l.queue:
-				st.write(j)
+				if !st.write(j) {
+					carried, more = j, false
+				}
 			default:
 				more = false
 			}
 		}
 		st.flush()
+	}
+}
+
+// failQueued fails the jobs handed to l and not taken, once the mailer
+// closes: no job is handed to l any more, so its queue holds them all.
+func (s *SMTPMailer) failQueued(l *lane) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		select {
+		case j := <-l.queue:
+			l.load--
+			j.result <- errMailerClosed
+		default:
+			return
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net/textproto"
@@ -43,8 +44,14 @@ type stream struct {
 	pending chan *job // mails written, in order, for the reader
 	read    sync.WaitGroup
 
-	mu     sync.Mutex
-	broken error // why the connection is unusable; nil while it works
+	mu sync.Mutex
+	// broken is why the connection was closed: nothing more is read or
+	// written. nil while it works.
+	broken error
+	// unwritable is why a write failed: nothing more is written, but the
+	// replies of the mails written are still read, for a server that
+	// answered them before it hung up.
+	unwritable error
 }
 
 // newStream starts the reader of conn's replies, which hands each mail its
@@ -60,19 +67,26 @@ func newStream(conn *gosmtp.Client, timeout time.Duration, finish func(*job, err
 
 // write puts j's commands and content in the connection's buffer, and
 // hands j to the reader; the caller flushes. A mail that cannot be written
-// fails alone, the connection untouched; one behind a broken connection
-// fails as gone, to go again.
-func (st *stream) write(j *job) {
-	err := gone(st.failed())
-	if err == nil {
-		err = j.ctx.Err() // its Send returned already
+// fails alone, the connection untouched. write does not take j (taken ==
+// false, j not finished) when nothing can be written on the connection any
+// more: the caller sends it on a new one, which costs it no attempt.
+func (st *stream) write(j *job) (taken bool) {
+	if !st.writable() {
+		return false
 	}
+	err := j.ctx.Err() // its Send returned already
 	if err == nil {
 		err = checkEnvelope(j.out)
 	}
 	if err != nil {
 		st.finish(j, err)
-		return
+		return true
+	}
+	// The buffer flushes itself when it fills, before flush: with the
+	// deadline of the last command, long past on an idle connection.
+	if err := st.conn.UpdateDeadline(st.timeout); err != nil {
+		st.stopWriting(err)
+		return false
 	}
 	content := withCRLF(j.out.content)
 	w := st.conn.Text.W
@@ -83,17 +97,20 @@ func (st *stream) write(j *job) {
 	_, _ = w.WriteString("BDAT " + strconv.Itoa(len(content)) + " LAST\r\n")
 	_, _ = w.Write(content)
 	st.pending <- j // never blocks: a lane holds at most streamWindow jobs
+	return true
 }
 
-// flush sends what write buffered. A failure breaks the connection: the
-// reader then fails every mail not answered.
+// flush sends what write buffered. After a failure nothing more is written
+// on the connection; the reader still reads the replies the server sent
+// (one that hung up may have answered some mails first) until a read
+// fails, and the mails it gets no reply for go again as gone.
 func (st *stream) flush() {
-	if err := st.conn.UpdateDeadline(st.timeout); err != nil {
-		st.breakWith(fmt.Errorf("%w: %w", errConnectionGone, err))
-		return
+	err := st.conn.UpdateDeadline(st.timeout)
+	if err == nil {
+		err = st.conn.Text.W.Flush()
 	}
-	if err := st.conn.Text.W.Flush(); err != nil {
-		st.breakWith(fmt.Errorf("%w: %w", errConnectionGone, err))
+	if err != nil {
+		st.stopWriting(err)
 	}
 }
 
@@ -158,7 +175,9 @@ func (st *stream) replies(j *job) (outcome, gone error) {
 			return err, err
 		default:
 			err = fmt.Errorf("%s: %w", name, err)
-			return err, err
+			// A refusal read before stays the mail's outcome: a server
+			// that refused it for good does not take it later.
+			return cmp.Or(outcome, err), err
 		}
 	}
 	return outcome, nil
@@ -169,6 +188,23 @@ func (st *stream) failed() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.broken
+}
+
+// writable reports whether mails may still be written on the connection.
+func (st *stream) writable() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.broken == nil && st.unwritable == nil
+}
+
+// stopWriting ends the writes on the connection for err, once; the reader
+// goes on.
+func (st *stream) stopWriting(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.unwritable == nil {
+		st.unwritable = err
+	}
 }
 
 // breakWith marks the connection unusable for err, once, and closes it, so
@@ -190,8 +226,10 @@ func (st *stream) retire(quit func(*gosmtp.Client) error) {
 	if st.failed() != nil {
 		return // closed already
 	}
-	if err := st.conn.UpdateDeadline(st.timeout); err == nil {
-		_ = quit(st.conn)
+	if st.writable() {
+		if err := st.conn.UpdateDeadline(st.timeout); err == nil {
+			_ = quit(st.conn)
+		}
 	}
 	_ = st.conn.Close()
 }
