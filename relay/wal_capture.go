@@ -84,6 +84,13 @@ func (r *Relay) streamWAL(ctx context.Context) (streamed bool, err error) {
 		if !resynced {
 			r.resync(ctx, "new_slot", "no slot yet (first start, or the slot was dropped)")
 		}
+		// A record outliving its slot would pass for the new slot's if the
+		// relay stopped between creating and recording it: the next start
+		// would then skip the rows the new stream never carries. Without a
+		// record, it replaces that slot instead (unknown_slot).
+		if err := r.forgetSlot(ctx); err != nil {
+			return false, err
+		}
 		lsn, name, err := r.createSlot(ctx, conn)
 		if err != nil {
 			return false, err

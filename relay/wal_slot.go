@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -115,6 +116,8 @@ func (r *Relay) connectReplication(ctx context.Context) (*pgconn.PgConn, error) 
 // are exactly those the stream will not carry. The snapshot lives until
 // conn runs its next command, so the caller imports it first.
 func (r *Relay) createSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl.LSN, string, error) {
+	r.log.Info("relay: creating the replication slot: PostgreSQL first waits for the transactions in progress anywhere in the cluster to end", "slot", r.cfg.Slot)
+	defer r.reportSlotWait(ctx)()
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {
@@ -125,6 +128,65 @@ func (r *Relay) createSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl.
 		return 0, "", fmt.Errorf("replication slot %s: consistent point: %w", r.cfg.Slot, err)
 	}
 	return start, res.SnapshotName, nil
+}
+
+// slotWaitReportInterval is how often a relay still creating its slot says
+// which transactions it waits for.
+const slotWaitReportInterval = 5 * time.Second
+
+// reportSlotWait logs, every slotWaitReportInterval until the returned stop
+// is called, the oldest transactions holding an xid anywhere in the cluster:
+// creating a logical slot waits for them to end, so a long one (in another
+// database too) holds back a relay's start.
+func (r *Relay) reportSlotWait(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	began := time.Now()
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(slotWaitReportInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			oldest, err := r.oldestTransactions(ctx)
+			if err != nil {
+				oldest = "unknown: " + err.Error()
+			}
+			r.log.Warn("relay: still creating the replication slot: waiting for transactions in progress to end",
+				"slot", r.cfg.Slot, "waited", time.Since(began).Round(time.Second), "oldest_transactions", oldest)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// oldestTransactions describes the three oldest transactions holding an xid
+// in the cluster: pid, database, application and age, never their query.
+func (r *Relay) oldestTransactions(ctx context.Context) (string, error) {
+	rows, err := r.pool.Query(ctx, `
+SELECT format('pid %s in %s (%s) for %ss', pid, coalesce(datname, '-'), coalesce(nullif(application_name, ''), '-'),
+	round(extract(epoch FROM now() - xact_start)::numeric, 1))
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+ORDER BY xact_start
+LIMIT 3`)
+	if err != nil {
+		return "", err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	if len(found) == 0 {
+		return "none seen", nil
+	}
+	return strings.Join(found, "; "), nil
 }
 
 // importSnapshot returns the exported snapshot named name as a pg_snapshot
@@ -192,6 +254,14 @@ ON CONFLICT (slot_name) DO UPDATE SET snapshot = excluded.snapshot, created_at =
 		r.cfg.Slot, snapshot)
 	if err != nil {
 		return fmt.Errorf("record slot %s: %w", r.cfg.Slot, err)
+	}
+	return nil
+}
+
+// forgetSlot deletes the relay_slot row of a slot that no longer exists.
+func (r *Relay) forgetSlot(ctx context.Context) error {
+	if _, err := r.pool.Exec(ctx, `DELETE FROM relay_slot WHERE slot_name = $1`, r.cfg.Slot); err != nil {
+		return fmt.Errorf("forget the record of dropped slot %s: %w", r.cfg.Slot, err)
 	}
 	return nil
 }

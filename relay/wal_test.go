@@ -36,6 +36,16 @@ func walConfig(cfg relay.Config) relay.Config {
 // say why if it happens again).
 const newSlotWait = time.Minute
 
+// dropSlot drops pool's default slot once a stopped relay's walsender,
+// which ends a moment after its connection, has let it go.
+func dropSlot(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, err := pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slotOf(pool))
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "drop the slot once no walsender streams it")
+}
+
 // slotOf is the default slot of pool's database.
 func slotOf(pool *pgxpool.Pool) string { return relay.SlotName(pool.Config().ConnConfig.Database) }
 
@@ -164,7 +174,6 @@ func TestWALPublishesInCommitOrderPastAnOpenTransaction(t *testing.T) {
 // streams; nothing is lost.
 func TestWALSlotDroppedWhileDownLosesNothing(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	s := newSink(t)
 	var w keyedWriter
@@ -174,11 +183,7 @@ func TestWALSlotDroppedWhileDownLosesNothing(t *testing.T) {
 	r.stop(t)
 
 	enqueue(t, pool, w.next("a"), w.next("b"))
-	// The stopped relay's walsender ends a moment after its connection.
-	require.Eventually(t, func() bool {
-		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slotOf(pool))
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "drop the slot once no walsender streams it")
+	dropSlot(t, pool)
 	enqueue(t, pool, w.next("a"), w.next("b"))
 
 	reg := prometheus.NewPedanticRegistry()
@@ -189,6 +194,47 @@ func TestWALSlotDroppedWhileDownLosesNothing(t *testing.T) {
 	requireKeyOrder(t, s.all())
 	require.Len(t, s.all(), 7)
 	require.Equal(t, 1.0, testutil.ToFloat64(resyncs(t, reg, "new_slot")))
+}
+
+// The relay stops between creating a new slot and recording it (here the
+// record's write fails once), while the record of the dropped slot before
+// it says drained: the next attempt must not take that record for the new
+// slot's and stream from it, skipping what the table holds; it replaces
+// the slot instead and publishes the table first.
+func TestWALRecordOfADroppedSlotDoesNotPassForTheNewOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	s := newSink(t)
+	var w keyedWriter
+	enqueue(t, pool, w.next("a"), w.next("b"))
+	r := start(t, newRelay(t, pool, s, walConfig(relay.Config{})))
+	s.waitDistinct(t, 2, newSlotWait)
+	waitStreaming(t, pool) // its record says drained
+	r.stop(t)
+	dropSlot(t, pool)
+	enqueue(t, pool, w.next("a"), w.next("b"))
+
+	_, err := pool.Exec(ctx, `
+CREATE SEQUENCE relay_slot_writes;
+CREATE FUNCTION fail_first_relay_slot_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('relay_slot_writes') = 1 THEN
+		RAISE EXCEPTION 'the relay stops between creating its slot and recording it';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER fail_first_write BEFORE INSERT OR UPDATE ON relay_slot
+	FOR EACH ROW EXECUTE FUNCTION fail_first_relay_slot_write();`)
+	require.NoError(t, err)
+
+	reg := prometheus.NewPedanticRegistry()
+	start(t, newRelay(t, pool, s, walConfig(relay.Config{Registerer: reg})))
+	s.waitDistinct(t, 4, newSlotWait)
+	enqueue(t, pool, w.next("a"))
+	s.waitDistinct(t, 5, newSlotWait)
+	requireKeyOrder(t, s.all())
+	require.GreaterOrEqual(t, testutil.ToFloat64(resyncs(t, reg, "unknown_slot")), 1.0, "the unrecorded slot is replaced")
 }
 
 // A slot the relay did not make (or whose record is gone) has an unknown

@@ -57,7 +57,7 @@ func TestMigrateDownDefaultsToTheServiceSetFirst(t *testing.T) {
 	res, err := m.Down(ctx, "")
 	require.NoError(t, err)
 	require.Equal(t, database.SetService, res.Set)
-	require.Equal(t, "00014_index_dead_letters_message_id.sql", res.Result.Source.Path)
+	require.Equal(t, "00015_grant_relay_slot_delete.sql", res.Result.Source.Path)
 
 	_, err = m.DownTo(ctx, database.SetService, 0)
 	require.NoError(t, err)

@@ -69,7 +69,7 @@ func TestMigrateUpgradesThePreSplitLayout(t *testing.T) {
 	require.NoError(t, err)
 
 	require.Equal(t, before, rowCounts(t, pool), "no row is lost")
-	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12, 13, 14}, versions(t, db, goose.DefaultTablename))
+	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15}, versions(t, db, goose.DefaultTablename))
 	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7}, versions(t, db, schema.VersionTable))
 	st, err := m.Status(ctx)
 	require.NoError(t, err)
@@ -114,7 +114,7 @@ func TestMigrateAdoptsOnlyWhatExists(t *testing.T) {
 
 	_, err = newMigrator(t, pool).Up(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12, 13, 14}, versions(t, db, goose.DefaultTablename))
+	require.Equal(t, []int64{0, 1, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15}, versions(t, db, goose.DefaultTablename))
 	require.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7}, versions(t, db, schema.VersionTable))
 	require.Contains(t, tables(t, pool), "inbox")
 }

@@ -348,7 +348,6 @@ var refusedTo = map[string][]string{
 		`UPDATE outbox_dead_letters SET last_error = ''`,
 		`DELETE FROM outbox_dead_letters`,
 		`DELETE FROM relay_leader`,
-		`DELETE FROM relay_slot`,
 		`SELECT user_id FROM profiles`,
 		`INSERT INTO audit_log (event, actor, subject, occurred_at) VALUES ('e', 'a', 's', now())`,
 		`SELECT handler FROM inbox`,
